@@ -1,0 +1,33 @@
+"""unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``)."""
+
+from .graph import (
+    AnomalyError,
+    backward,
+    current_scope,
+    detect_anomaly,
+    enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    no_grad,
+    scope,
+    topological_order,
+)
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck
+from .value import Value
+
+__all__ = [
+    "AnomalyError",
+    "GradcheckError",
+    "GradcheckReport",
+    "Value",
+    "backward",
+    "current_scope",
+    "detect_anomaly",
+    "enable_grad",
+    "gradcheck",
+    "is_anomaly_enabled",
+    "is_grad_enabled",
+    "no_grad",
+    "scope",
+    "topological_order",
+]

@@ -1,0 +1,169 @@
+"""``gradcheck``: autograd's gradients against central finite differences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .graph import Node, enable_grad, no_grad
+
+__all__ = ["GradcheckError", "GradcheckReport", "gradcheck"]
+
+
+class GradcheckError(AssertionError):
+    """Raised by :func:`gradcheck` when an analytic gradient disagrees with the numeric one."""
+
+    def __init__(self, report: "GradcheckReport"):
+        super().__init__("gradcheck failed:\n" + str(report))
+        self.report = report
+
+
+@dataclass
+class InputCheck:
+    """The comparison for one input: ``analytic`` from backward, ``numeric`` from
+    central differences (both shaped like the input), and the worst errors."""
+
+    name: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    max_abs_error: float
+    max_rel_error: float
+    ok: bool
+
+
+@dataclass
+class GradcheckReport:
+    """Result of :func:`gradcheck`: one :class:`InputCheck` per input; prints as a table."""
+
+    checks: list[InputCheck] = field(default_factory=list)
+    eps: float = 1e-6
+    atol: float = 1e-5
+    rtol: float = 1e-3
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __getitem__(self, i) -> InputCheck:
+        return self.checks[i]
+
+    def __str__(self) -> str:
+        head = ("input", "shape", "analytic", "numeric", "abs error", "rel error", "")
+        rows = [head]
+        for c in self.checks:
+            rows.append((
+                c.name,
+                "scalar" if c.analytic.ndim == 0 else "x".join(map(str, c.analytic.shape)),
+                _show(c.analytic),
+                _show(c.numeric),
+                f"{c.max_abs_error:.2e}",
+                f"{c.max_rel_error:.2e}",
+                "ok" if c.ok else "MISMATCH",
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * max(map(len, lines)))
+        lines.append(f"(central differences, eps={self.eps:g}; pass: |a-n| <= {self.atol:g} + {self.rtol:g}|n|)")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _show(a: np.ndarray) -> str:
+    """A scalar in full; an array by its norm (the table has to stay one line per input)."""
+    if a.size == 1:
+        return f"{a.item():.10g}"
+    return f"|.|={np.linalg.norm(a):.6g}"
+
+
+def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              seed: int = 0, raise_on_failure: bool = True) -> GradcheckReport:
+    """Compare autograd's gradient of ``f(*inputs)`` with central finite differences.
+
+    ``inputs`` are leaf ``Value``s or ``Tensor``s (they may be mixed). ``f`` must rebuild
+    its graph from them on every call. For each input x and each of its entries x_i:
+
+        numeric_i = (F(x_i + eps) - F(x_i - eps)) / (2 eps)
+
+    where F is the output if it is a scalar, and ``sum(output * v)`` for a fixed random
+    direction ``v`` (drawn from ``seed``) if it is a non-scalar Tensor, so that every
+    entry of the output is checked at once. The analytic side is one ``backward`` (seeded
+    with ``v``). An entry passes when ``|analytic - numeric| <= atol + rtol |numeric|``.
+
+    Gradients already on the inputs are left as they were. On a mismatch it raises
+    :class:`GradcheckError`, whose message is the report table, unless
+    ``raise_on_failure=False``, in which case it returns the report with ``ok == False``.
+    Finite differences need float64: check float32 graphs in float64.
+    """
+    inputs = list(inputs)
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Node):
+            raise TypeError(f"gradcheck: input {i} must be a Value or Tensor, got {type(x).__name__}")
+        if x._prev:
+            raise ValueError(f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from")
+
+    with enable_grad():
+        out = f(*inputs)
+    if not isinstance(out, Node):
+        raise TypeError(f"gradcheck: f must return a Value or Tensor, got {type(out).__name__}")
+    direction = None
+    if isinstance(out.data, np.ndarray) and out.data.size != 1:
+        direction = np.random.default_rng(seed).standard_normal(out.data.shape)
+
+    def scalar_output() -> float:
+        with no_grad():
+            y = f(*inputs).data
+        return float(np.vdot(y, direction)) if direction is not None else float(np.asarray(y).reshape(()))
+
+    saved = [x.grad for x in inputs]
+    try:
+        for x in inputs:
+            x.grad = x._EMPTY_GRAD
+        seed_grad = direction if direction is not None else None
+        out.backward(seed_grad)
+        analytic = [np.zeros(np.shape(x.data)) if x.grad is None else np.array(x.grad, dtype=float) for x in inputs]
+    finally:
+        for x, g in zip(inputs, saved):
+            x.grad = g
+
+    report = GradcheckReport(eps=eps, atol=atol, rtol=rtol)
+    for i, x in enumerate(inputs):
+        numeric = np.zeros(np.shape(x.data))
+        for index in np.ndindex(numeric.shape):
+            numeric[index] = _central_difference(x, index, eps, scalar_output)
+        a = analytic[i]
+        err = np.abs(a - numeric)
+        rel = err / np.maximum(np.abs(numeric), np.finfo(float).tiny)
+        ok = bool(np.all(err <= atol + rtol * np.abs(numeric)))
+        name = x.label or f"input {i}"
+        report.checks.append(InputCheck(name, a, numeric, float(err.max(initial=0.0)),
+                                        float(rel.max(initial=0.0)), ok))
+    if raise_on_failure and not report.ok:
+        raise GradcheckError(report)
+    return report
+
+
+def _central_difference(x: Node, index: tuple, eps: float, F) -> float:
+    if isinstance(x.data, np.ndarray):
+        original = x.data[index]
+        try:
+            x.data[index] = original + eps
+            up = F()
+            x.data[index] = original - eps
+            down = F()
+        finally:
+            x.data[index] = original
+    else:
+        original = x.data
+        try:
+            x.data = original + eps
+            up = F()
+            x.data = original - eps
+            down = F()
+        finally:
+            x.data = original
+    return (up - down) / (2 * eps)

@@ -1,0 +1,320 @@
+"""The graph core shared by both node kinds, :class:`~autograd.Value` and :class:`~autograd.Tensor`.
+
+A node holds ``data``, ``grad``, its parents ``_prev`` and the :class:`Op` that made it.
+Everything that walks or tags the graph lives here, written once:
+
+* the recording state: :func:`no_grad`, :func:`scope`, :func:`detect_anomaly`;
+* the traversal: :func:`topological_order` (iterative, so no depth can break it);
+* the backward loop: :func:`backward`, which calls each op's ``backward(node)`` in
+  reverse topological order. An op's ``backward`` adds its vector-Jacobian product into
+  the parents' ``grad``; how that addition works (floats, or arrays reduced back to
+  the parent's shape) belongs to the node kind, not to this loop.
+
+A node kind subclasses :class:`Node` and provides three class-level hooks:
+``_EMPTY_GRAD`` (the gradient of a node backward has not reached), ``_is_finite(data)``
+and ``_seed(node, grad)`` (the gradient the output starts from).
+"""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import contextmanager
+from operator import attrgetter
+
+__all__ = [
+    "AnomalyError",
+    "Node",
+    "Op",
+    "backward",
+    "current_scope",
+    "detect_anomaly",
+    "enable_grad",
+    "is_anomaly_enabled",
+    "is_grad_enabled",
+    "no_grad",
+    "scope",
+    "topological_order",
+]
+
+
+class AnomalyError(FloatingPointError):
+    """A non-finite value or gradient caught under :func:`detect_anomaly`."""
+
+
+class Op(str):
+    """An operation in the graph: its name, and ``backward(node)`` adding the node's
+    vector-Jacobian product into its parents' gradients.
+
+    NOTE: an ``Op`` *is* its name (a ``str``), so code written for micrograd, which keeps
+    ``_op`` as a string (``str(id(n)) + n._op``), keeps working.
+    """
+
+    def __new__(cls, name: str, backward=None):
+        self = super().__new__(cls, name)
+        self.backward = backward
+        return self
+
+    def __repr__(self) -> str:
+        return f"Op({str.__repr__(self)})"
+
+
+# The op of a result computed while recording was off: it has no parents, and backward
+# from it is refused. Its name is empty, so it reads as "no op", as a leaf's does.
+NOT_RECORDED = Op("")
+
+
+class _State:
+    """What the current thread of recording looks like. ``plain`` caches the common
+    case (recording on, anomaly checks off) so that the hot path tests one flag."""
+
+    __slots__ = ("grad_enabled", "anomaly", "scope", "plain")
+
+    def __init__(self):
+        self.grad_enabled = True
+        self.anomaly = False
+        self.scope: tuple[str, ...] = ()
+        self.plain = True
+
+    def _update(self):
+        self.plain = self.grad_enabled and not self.anomaly
+
+
+STATE = _State()
+_next_id = itertools.count().__next__
+_by_id = attrgetter("_id")
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations are being recorded for backward."""
+    return STATE.grad_enabled
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether :func:`detect_anomaly` checks are on."""
+    return STATE.anomaly
+
+
+@contextmanager
+def _setting(name: str, value):
+    old = getattr(STATE, name)
+    setattr(STATE, name, value)
+    STATE._update()
+    try:
+        yield
+    finally:
+        setattr(STATE, name, old)
+        STATE._update()
+
+
+def no_grad():
+    """Context manager under which nothing is recorded: results of operations are
+    constants with no parents, and ``backward`` cannot start from them.
+
+    Use it for evaluation, for optimizer updates, and wherever a value must not be
+    differentiated through. Nestable; :func:`enable_grad` turns recording back on inside.
+    """
+    return _setting("grad_enabled", False)
+
+
+def enable_grad():
+    """Context manager that turns recording back on (inside :func:`no_grad`)."""
+    return _setting("grad_enabled", True)
+
+
+def detect_anomaly():
+    """Context manager under which the first non-finite number raises :class:`AnomalyError`.
+
+    Forward: the first op whose result holds a NaN or an infinity. Backward: the first op
+    whose vector-Jacobian product gives one of its inputs a non-finite gradient. The
+    message names the op, its scope and its inputs. Outside this context, NaN and Inf
+    propagate as in IEEE arithmetic. The checks cost time on every op; use it to debug.
+    """
+    return _setting("anomaly", True)
+
+
+@contextmanager
+def scope(name: str):
+    """Context manager that tags every node created inside it with ``name``.
+
+    Scopes nest: inside ``scope("layer 0")`` and ``scope("t=3")`` a node's scope is
+    ``("layer 0", "t=3")``. Rendering groups nodes by scope (one box per layer, one per
+    time step inside it) and error messages name it.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"scope() expects a str name, got {type(name).__name__}")
+    old = STATE.scope
+    STATE.scope = old + (name,)
+    try:
+        yield
+    finally:
+        STATE.scope = old
+
+
+def current_scope() -> tuple[str, ...]:
+    """The scope tags that a node created now would get."""
+    return STATE.scope
+
+
+def format_scope(tags: tuple[str, ...]) -> str:
+    return "/".join(tags) if tags else "<top level>"
+
+
+class Node:
+    """A node of the computation graph; base of :class:`Value` and :class:`Tensor`.
+
+    Attributes: ``data``, ``grad``, ``label``; ``_prev`` (the parents, a tuple), ``_op``
+    (the :class:`Op` that made it; ``""`` for a leaf), ``_scope`` (tuple of scope tags),
+    ``_id`` (creation order, which is a topological order of any graph).
+    """
+
+    __slots__ = ("data", "grad", "label", "_prev", "_op", "_scope", "_id", "__weakref__")
+
+    _EMPTY_GRAD = None  # the gradient of a node that backward has not reached
+
+    @staticmethod
+    def _is_finite(data) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def _seed(cls, node, grad):
+        raise NotImplementedError
+
+    # --- graph structure, for rendering and diagnostics ---------------------------
+    @property
+    def op(self) -> str:
+        """Name of the op that produced this node (``""`` for a leaf)."""
+        return str(self._op)
+
+    @property
+    def parents(self) -> tuple:
+        """The nodes this node was computed from."""
+        return self._prev
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The scope tags this node was created under (see :func:`autograd.scope`)."""
+        return self._scope
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._prev
+
+    def _describe(self) -> str:
+        """One line naming this node for error messages."""
+        if self._op is NOT_RECORDED:
+            name = self.label or "constant"
+        else:
+            name = self.label or (self.op or "leaf")
+        return f"{name} {self._summary()}"
+
+    def _summary(self) -> str:
+        return repr(self.data)
+
+    def backward(self, grad=None) -> None:
+        """Reverse-mode differentiation from this node; see :func:`autograd.backward`."""
+        backward(self, grad)
+
+
+def record(out: Node, prev: tuple, op: Op) -> Node:
+    """Attach ``out`` to the graph as the result of ``op`` on ``prev``.
+
+    Both node kinds finish every op here (the scalar engine inlines the common case):
+    outside :func:`no_grad` the node remembers its parents; under :func:`detect_anomaly`
+    a non-finite result raises.
+    """
+    out._scope = STATE.scope
+    out._id = _next_id()
+    if STATE.grad_enabled:
+        out._prev = prev
+        out._op = op
+    else:
+        out._prev = ()
+        out._op = NOT_RECORDED
+    if STATE.anomaly and not out._is_finite(out.data):
+        raise AnomalyError(
+            f"op '{op}' produced a non-finite value {out._summary()}\n"
+            f"  scope: {format_scope(out._scope)}\n" + _inputs(prev)
+        )
+    return out
+
+
+def _inputs(prev) -> str:
+    return "".join(f"  input {i}: {p._describe()}\n" for i, p in enumerate(prev))
+
+
+def topological_order(root: Node) -> list:
+    """Every node reachable from ``root``, each after all of its parents.
+
+    Iterative: it collects the reachable nodes with an explicit stack, then sorts them by
+    creation order, which is topological because a node's parents exist before it.
+    """
+    seen = {root}
+    add = seen.add
+    stack = [root]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        for parent in pop()._prev:
+            if parent not in seen:
+                add(parent)
+                push(parent)
+    return sorted(seen, key=_by_id)
+
+
+def backward(root: Node, grad=None) -> None:
+    """Fill ``grad`` on every node that ``root`` depends on with d root / d node.
+
+    ``grad`` is the seed (the gradient of some scalar with respect to ``root``); the node
+    kind decides the default (1.0 for a scalar). Gradients *accumulate*: a second
+    backward adds to the gradients already there, on leaves and intermediates alike, as
+    if the two passes had been one. Reset them with ``zero_grad`` (on a module or an
+    optimizer) or by assigning ``node.grad = 0.0`` (``None`` for a Tensor).
+    """
+    if not isinstance(root, Node):
+        raise TypeError(f"backward() expects a Value or Tensor, got {type(root).__name__}")
+    if root._op is NOT_RECORDED:
+        raise RuntimeError(
+            f"backward() from {root._describe()}: it is not the output of a recorded "
+            "graph (it was computed under no_grad() or detached)"
+        )
+    seed = type(root)._seed(root, grad)
+    order = topological_order(root)
+    # A pass computes fresh gradients; those from earlier passes are set aside and added
+    # back at the end, so interior nodes do not propagate them twice.
+    empty = root._EMPTY_GRAD
+    carried = [(n, n.grad) for n in order if n._prev and n.grad is not empty]
+    for node, _ in carried:
+        node.grad = empty
+    if root._prev:
+        root.grad = seed
+    else:  # a leaf: backward just adds the seed
+        root.grad = seed if root.grad is empty else root.grad + seed
+    order.reverse()
+    if STATE.anomaly:
+        _run_checked(order)
+    else:
+        for node in order:
+            op = node._op
+            if op:
+                op.backward(node)
+    for node, old in carried:
+        node.grad = old + node.grad if node.grad is not empty else old
+
+
+def _run_checked(order) -> None:
+    is_finite = order[0]._is_finite
+    if not is_finite(order[0].grad):
+        raise AnomalyError(f"the seed gradient is not finite: {order[0].grad!r}")
+    for node in order:
+        op = node._op
+        if not op:
+            continue
+        op.backward(node)
+        for i, p in enumerate(node._prev):
+            g = p.grad
+            if g is not None and not is_finite(g):
+                raise AnomalyError(
+                    f"backward of op '{op}' gave input {i} a non-finite gradient {g!r}\n"
+                    f"  scope: {format_scope(node._scope)}\n"
+                    f"  output: {node._describe()}, grad {node.grad!r}\n" + _inputs(node._prev)
+                )

@@ -1,5 +1,6 @@
 """unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``)."""
 
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .graph import (
     AnomalyError,
     backward,
@@ -12,15 +13,17 @@ from .graph import (
     scope,
     topological_order,
 )
-from .gradcheck import GradcheckError, GradcheckReport, gradcheck
+from .tensor import Tensor, concat, stack
 from .value import Value
 
 __all__ = [
     "AnomalyError",
+    "Tensor",
     "GradcheckError",
     "GradcheckReport",
     "Value",
     "backward",
+    "concat",
     "current_scope",
     "detect_anomaly",
     "enable_grad",
@@ -29,5 +32,6 @@ __all__ = [
     "is_grad_enabled",
     "no_grad",
     "scope",
+    "stack",
     "topological_order",
 ]

@@ -14,7 +14,7 @@ __all__ = ["GradcheckError", "GradcheckReport", "gradcheck"]
 class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees with the numeric one."""
 
-    def __init__(self, report: "GradcheckReport"):
+    def __init__(self, report: GradcheckReport):
         super().__init__("gradcheck failed:\n" + str(report))
         self.report = report
 
@@ -67,7 +67,8 @@ class GradcheckReport:
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * max(map(len, lines)))
-        lines.append(f"(central differences, eps={self.eps:g}; pass: |a-n| <= {self.atol:g} + {self.rtol:g}|n|)")
+        lines.append(f"(central differences, eps={self.eps:g}; "
+                     f"pass: |a-n| <= {self.atol:g} + {self.rtol:g}|n|)")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -104,7 +105,9 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
         if not isinstance(x, Node):
             raise TypeError(f"gradcheck: input {i} must be a Value or Tensor, got {type(x).__name__}")
         if x._prev:
-            raise ValueError(f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from")
+            raise ValueError(
+                f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from"
+            )
 
     with enable_grad():
         out = f(*inputs)
@@ -125,7 +128,8 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
             x.grad = x._EMPTY_GRAD
         seed_grad = direction if direction is not None else None
         out.backward(seed_grad)
-        analytic = [np.zeros(np.shape(x.data)) if x.grad is None else np.array(x.grad, dtype=float) for x in inputs]
+        analytic = [np.zeros(np.shape(x.data)) if x.grad is None else np.array(x.grad, dtype=float)
+                    for x in inputs]
     finally:
         for x, g in zip(inputs, saved):
             x.grad = g

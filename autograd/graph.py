@@ -215,16 +215,16 @@ class Node:
         backward(self, grad)
 
 
-def record(out: Node, prev: tuple, op: Op) -> Node:
+def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     """Attach ``out`` to the graph as the result of ``op`` on ``prev``.
 
     Both node kinds finish every op here (the scalar engine inlines the common case):
-    outside :func:`no_grad` the node remembers its parents; under :func:`detect_anomaly`
-    a non-finite result raises.
+    outside :func:`no_grad`, and when ``track`` (some input needs a gradient), the node
+    remembers its parents; under :func:`detect_anomaly` a non-finite result raises.
     """
     out._scope = STATE.scope
     out._id = _next_id()
-    if STATE.grad_enabled:
+    if track and STATE.grad_enabled:
         out._prev = prev
         out._op = op
     else:

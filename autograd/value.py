@@ -103,7 +103,7 @@ class Value(Node):
 
     def log(self):
         x = self.data
-        if not x > 0 and not math.isnan(x):
+        if x <= 0:
             raise ValueError(f"log expects a positive input, got {x} ({self._describe()})")
         return _result(math.log(x), (self,), LOG)
 
@@ -122,6 +122,18 @@ class Value(Node):
     def relu(self):
         x = self.data
         return _result(x if x > 0 else 0.0, (self,), RELU)
+
+    def clip(self, low: float, high: float):
+        """``x`` limited to ``[low, high]``; the gradient passes where low <= x <= high."""
+        low, high = _real(low, "clip low"), _real(high, "clip high")
+        if low > high:
+            raise ValueError(f"clip: low ({low}) is greater than high ({high})")
+        out = _result(min(max(self.data, low), high), (self,), CLIP)
+        return out
+
+    def detach(self):
+        """A new leaf with the same number: no gradient flows back through it."""
+        return Value(self.data, label=self.label)
 
     # --- derived: no derivative code of their own --------------------------------------
     def __neg__(self):
@@ -238,6 +250,13 @@ def _relu_backward(out):
         out._prev[0].grad += out.grad
 
 
+def _clip_backward(out):
+    # NOTE: the gradient passes where the input was not limited, boundaries included.
+    a = out._prev[0]
+    if a.data == out.data:
+        a.grad += out.grad
+
+
 ADD = Op("+", _add_backward)
 MUL = Op("*", _mul_backward)
 _POW_OPS: dict[float, Op] = {}
@@ -258,3 +277,4 @@ LOG = Op("log", _log_backward)
 TANH = Op("tanh", _tanh_backward)
 SIGMOID = Op("sigmoid", _sigmoid_backward)
 RELU = Op("relu", _relu_backward)
+CLIP = Op("clip", _clip_backward)

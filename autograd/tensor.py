@@ -1,0 +1,603 @@
+"""``Tensor``: a numpy-backed node with the same semantics as ``Value``, on the same graph core.
+
+Every primitive is one row of the table at the end of this file: its forward on raw
+numpy arrays and, for each input, its vector-Jacobian product (VJP)
+
+    vjp_i(g, out, *inputs, **params) -> the gradient for input i
+
+where ``g`` is d(loss)/d(out) and the arrays are the op's raw data. A VJP may return a
+gradient with the *broadcast* shape; it is reduced back to the input's shape once, at
+the edge, when it is added into the input's ``grad`` (:meth:`Tensor._accumulate`). A
+VJP is only called for inputs that need a gradient. Everything else (``-``, ``mean``,
+``T``...) is built from primitives and has no derivative code.
+
+Dtypes: floating data keeps its dtype (float64 by default, float32 kept); integer and
+boolean data is cast to float64; complex, object and string data is rejected.
+"""
+
+from __future__ import annotations
+
+from numbers import Number
+
+import numpy as np
+
+from .graph import STATE, Node, Op, _next_id, format_scope, record
+
+__all__ = ["Tensor", "concat", "stack"]
+
+_new = object.__new__
+
+
+def _as_array(data, what: str = "Tensor") -> np.ndarray:
+    """``data`` as a floating numpy array, by the dtype rule in the module docstring."""
+    if isinstance(data, Node):
+        raise TypeError(f"{what} expects a number, nested list or numpy array, got a {type(data).__name__}")
+    if isinstance(data, np.ndarray):
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as e:  # ragged lists, unconvertible objects
+            raise TypeError(
+                f"{what} expects a number, nested list or numpy array, got {data!r}: {e}"
+            ) from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr
+    if kind in "iub":
+        return arr.astype(np.float64)
+    raise TypeError(
+        f"{what} expects real numbers; got an array of dtype {arr.dtype} "
+        f"(from {type(data).__name__}). Integer and boolean data is cast to float64; "
+        "complex, object and string data is not supported"
+    )
+
+
+class Tensor(Node):
+    """An n-dimensional array in the computation graph.
+
+    ``Tensor(data, requires_grad=False, label="")``: ``data`` is a number, nested list or
+    numpy array (copied). ``grad`` is ``None`` until backward reaches the tensor, then an
+    array of the same shape. Results of operations on tensors that require gradients
+    require gradients themselves and keep theirs after backward, as every ``Value`` does.
+    Operands may be Tensors, numpy arrays or Python numbers on either side; numpy
+    broadcasting applies.
+    """
+
+    __slots__ = ("requires_grad", "_params", "_borrowed")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * Tensor -> Tensor
+
+    def __init__(self, data, requires_grad: bool = False, label: str = "", dtype=None):
+        arr = np.array(_as_array(data), dtype=dtype, copy=True)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"Tensor dtype must be floating, got {arr.dtype}")
+        self.data = arr
+        self.grad = None
+        self.label = label
+        self.requires_grad = bool(requires_grad)
+        self._params = None
+        self._borrowed = False
+        self._prev = ()
+        self._op = ""
+        self._scope = STATE.scope
+        self._id = _next_id()
+
+    # --- node-kind hooks used by the graph core -------------------------------------
+    @staticmethod
+    def _is_finite(data) -> bool:
+        return bool(np.isfinite(data).all())
+
+    @classmethod
+    def _seed(cls, node, grad):
+        if not node.requires_grad:
+            raise RuntimeError(
+                f"backward() from {node._describe()}: it does not require a gradient "
+                "(no input it was computed from has requires_grad=True)"
+            )
+        shape = node.data.shape
+        if grad is None:
+            if node.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a seed needs a single-element output, got shape {shape}. "
+                    f"Pass grad= an array of shape {shape} (np.ones({shape}) differentiates the sum), "
+                    "or reduce the output first, e.g. out.sum().backward()"
+                )
+            return np.ones(shape, dtype=node.data.dtype)
+        seed = np.array(_as_array(grad.data if isinstance(grad, Tensor) else grad, "backward() seed"),
+                        dtype=node.data.dtype, copy=True)
+        if seed.shape != shape:
+            raise ValueError(f"backward() seed has shape {seed.shape}, the output has shape {shape}")
+        return seed
+
+    def _summary(self) -> str:
+        d = self.data
+        if d.size == 1:
+            return f"{d.reshape(()).item():.6g}"
+        bad = d.size - int(np.isfinite(d).sum())
+        info = f"{bad} non-finite of {d.size}" if bad else f"mean {d.mean():.4g}"
+        return f"shape {d.shape}, {info}"
+
+    def _accumulate(self, g, aliased: bool) -> None:
+        """Add the gradient ``g`` arriving from one use of this tensor into ``self.grad``.
+
+        Broadcasting is undone here, once for every op: ``g`` is summed over the axes
+        numpy broadcast. An :class:`_IndexGrad` is scattered into place.
+
+        ``aliased`` says ``g`` may be another node's gradient (or a view of it), as after
+        ``+`` or ``reshape``. An interior node keeps such a ``g`` without copying it and
+        adds a second arrival out of place; everything else is added in place. A leaf
+        copies it, so that the gradients of parameters never share memory.
+        """
+        buf = self.grad
+        if type(g) is _IndexGrad:
+            if buf is None or self._borrowed:
+                buf = self.grad = np.zeros(self.data.shape, self.data.dtype) if buf is None else buf.copy()
+                self._borrowed = False
+            g.add_into(buf)
+            return
+        shape = self.data.shape
+        if g.shape != shape:
+            g = _unbroadcast(g, shape)
+            aliased = False
+        if buf is None:
+            if g.dtype != self.data.dtype or (aliased and not self._prev):
+                g = g.astype(self.data.dtype)
+                aliased = False
+            self.grad = g
+            self._borrowed = aliased
+        elif self._borrowed:
+            self.grad = buf + g
+            self._borrowed = False
+        else:
+            buf += g
+
+    # --- array-like attributes ------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d Tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a single-element Tensor, got shape {self.data.shape}")
+        return self.data.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        """The data (shared, not copied)."""
+        return self.data
+
+    def detach(self) -> Tensor:
+        """The same data as a constant: no gradient flows back through it (truncated BPTT)."""
+        out = _new(Tensor)
+        out.data = self.data
+        out.grad = None
+        out.label = self.label
+        out.requires_grad = False
+        out._params = None
+        out._borrowed = False
+        return record(out, (), DETACH, track=False)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2, separator=", ",
+                               prefix="Tensor(")
+        extras = ""
+        if self.data.dtype != np.float64:
+            extras += f", dtype={self.data.dtype}"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        if self._op:
+            extras += f", op={str(self._op)!r}"
+        if self.label:
+            extras += f", label={self.label!r}"
+        return f"Tensor({body}{extras})"
+
+    # --- operators: each is one primitive or a line on top of primitives ---------------
+    def __add__(self, other):
+        return _apply(ADD, self, other)
+
+    def __radd__(self, other):
+        return _apply(ADD, other, self)
+
+    def __sub__(self, other):
+        return _apply(SUB, self, other)
+
+    def __rsub__(self, other):
+        return _apply(SUB, other, self)
+
+    def __mul__(self, other):
+        return _apply(MUL, self, other)
+
+    def __rmul__(self, other):
+        return _apply(MUL, other, self)
+
+    def __truediv__(self, other):
+        return _apply(DIV, self, other)
+
+    def __rtruediv__(self, other):
+        return _apply(DIV, other, self)
+
+    def __matmul__(self, other):
+        return _apply(MATMUL, self, other)
+
+    def __rmatmul__(self, other):
+        return _apply(MATMUL, other, self)
+
+    def __neg__(self):
+        return _apply(NEG, self)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Node):
+            raise TypeError(
+                "Tensor ** Tensor is not supported: the exponent must be a number, "
+                f"got a {type(exponent).__name__}"
+            )
+        if not isinstance(exponent, Number) or isinstance(exponent, (bool, complex)):
+            raise TypeError(f"Tensor ** p expects a real number p, got {type(exponent).__name__}")
+        p = float(exponent)
+        if not p.is_integer() and (self.data < 0).any():
+            raise ValueError(f"Tensor ** {p}: negative entries need an integer exponent")
+        return _apply(POW, self, p=p)
+
+    def exp(self):
+        return _apply(EXP, self)
+
+    def log(self):
+        if (self.data <= 0).any():
+            raise ValueError(
+                f"log expects positive inputs, got min {self.data.min():g} ({self._describe()}; "
+                f"scope {format_scope(STATE.scope)})"
+            )
+        return _apply(LOG, self)
+
+    def tanh(self):
+        return _apply(TANH, self)
+
+    def sigmoid(self):
+        return _apply(SIGMOID, self)
+
+    def relu(self):
+        return _apply(RELU, self)
+
+    def clip(self, low: float, high: float):
+        """Entries limited to ``[low, high]``; the gradient passes where low <= x <= high."""
+        if low > high:
+            raise ValueError(f"clip: low ({low}) is greater than high ({high})")
+        return _apply(CLIP, self, low=float(low), high=float(high))
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return _apply(SUM, self, axis=_axes(axis, self.data.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        axes = _axes(axis, self.data.ndim)
+        count = self.data.size if axes is None else int(np.prod([self.data.shape[a] for a in axes]))
+        return self.sum(axes, keepdims) * (1.0 / count)
+
+    def max(self, axis=None, keepdims: bool = False):
+        """Maximum; NOTE: where several entries tie for the maximum, the gradient is
+        shared equally between them."""
+        return _apply(MAX, self, axis=_axes(axis, self.data.ndim), keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _apply(RESHAPE, self, shape=shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _apply(TRANSPOSE, self, axes=axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __getitem__(self, index):
+        return _apply(GETITEM, self, index=_index(index))
+
+    def softmax(self, axis=-1):
+        return _apply(SOFTMAX, self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return _apply(LOG_SOFTMAX, self, axis=axis)
+
+
+# --- the one place every op goes through ---------------------------------------------
+def _operand(x, like: np.ndarray | None) -> Tensor:
+    """Operands that are not Tensors become constants; a Python number takes the dtype of
+    the tensor it meets, so float32 stays float32."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, Node):
+        raise TypeError(f"cannot mix a Tensor with a {type(x).__name__}")
+    if isinstance(x, Number) and not isinstance(x, (bool, complex)) and like is not None:
+        arr = np.asarray(x, dtype=like.dtype)
+    else:
+        arr = _as_array(x, "Tensor operand")
+    out = _new(Tensor)
+    out.data = arr
+    out.grad = None
+    out.label = ""
+    out.requires_grad = False
+    out._params = None
+    out._borrowed = False
+    out._prev = ()
+    out._op = ""
+    out._scope = STATE.scope
+    out._id = _next_id()
+    return out
+
+
+def _apply(prim: Primitive, *args, **params) -> Tensor:
+    like = next((a.data for a in args if isinstance(a, Tensor)), None)
+    inputs = tuple(a if type(a) is Tensor else _operand(a, like) for a in args)
+    try:
+        data = prim.forward(*[x.data for x in inputs], **params)
+    except (ValueError, IndexError) as e:
+        shapes = ", ".join(str(x.data.shape) for x in inputs)
+        raise type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} "
+                      f"(scope {format_scope(STATE.scope)})") from None
+    out = _new(Tensor)
+    out.data = data
+    out.grad = None
+    out.label = ""
+    out._params = params or None
+    out._borrowed = False
+    track = False
+    for x in inputs:
+        if x.requires_grad:
+            track = True
+            break
+    out.requires_grad = track and STATE.grad_enabled
+    return record(out, inputs, prim.op, track)
+
+
+class Primitive:
+    """One row of the op table: ``forward(*arrays, **params)`` and one VJP per input.
+
+    ``aliases`` marks ops whose VJPs may return ``g`` itself or a view of it (add, reshape,
+    ...), so that the edge copies before keeping it. Variadic ops (stack, concat) give
+    one VJP ``vjp(i, g, out, *arrays, **params)`` for every input via ``variadic=True``.
+    """
+
+    def __init__(self, name, forward, *vjps, aliases=False, variadic=False):
+        self.forward = forward
+        self.vjps = vjps
+        self.aliases = aliases
+        self.variadic = variadic
+        self.op = Op(name, self._backward)
+
+    def _backward(self, node: Tensor) -> None:
+        g = node.grad
+        prev = node._prev
+        out = node.data
+        arrays = [p.data for p in prev]
+        params = node._params or {}
+        aliases = self.aliases
+        for i, p in enumerate(prev):
+            if p.requires_grad:
+                if self.variadic:
+                    gi = self.vjps[0](i, g, out, *arrays, **params)
+                else:
+                    gi = self.vjps[i](g, out, *arrays, **params)
+                p._accumulate(gi, aliases)
+
+
+class _IndexGrad:
+    """The gradient of ``x[index]``: ``g`` to be added into ``x``'s gradient at ``index``.
+    Kept sparse so that reading every step ``x[t]`` of a sequence stays linear in T."""
+
+    __slots__ = ("index", "g", "scatter")
+
+    def __init__(self, index, g, scatter):
+        self.index, self.g, self.scatter = index, g, scatter
+
+    def add_into(self, buf: np.ndarray) -> None:
+        if self.scatter:  # integer arrays may repeat an index: every occurrence adds
+            np.add.at(buf, self.index, self.g)
+        else:
+            buf[self.index] += self.g
+
+
+def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` over the axes that broadcasting added to or stretched in ``shape``."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _axes(axis, ndim: int):
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a {ndim}-d Tensor")
+        out.append(int(a) % ndim)
+    return tuple(out)
+
+
+def _index(index):
+    """Normalise an index: Tensors become their data, lists become integer arrays."""
+    items = index if isinstance(index, tuple) else (index,)
+    norm = []
+    for k in items:
+        if isinstance(k, Tensor):
+            k = k.data
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype.kind == "f":
+            raise IndexError(f"Tensor indices must be integers, slices or booleans, got a {k.dtype} array")
+        norm.append(k)
+    return tuple(norm) if isinstance(index, tuple) else norm[0]
+
+
+def _has_array(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in items)
+
+
+def _keep(g, axis, keepdims):
+    """``g`` with the reduced axes restored (size 1), so it broadcasts against the input."""
+    if axis is None or keepdims:
+        return g
+    return np.expand_dims(g, axis)
+
+
+def _matmul_vjp(which):
+    def vjp(g, out, a, b):
+        # Promote 1-D operands as matmul does, apply the 2-D rule, then drop the added axes.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if b.ndim == 1:
+            g2 = g2[..., None]
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if which == 0:
+            ga = g2 @ np.swapaxes(b2, -1, -2)
+            return ga[..., 0, :] if a.ndim == 1 else ga
+        gb = np.swapaxes(a2, -1, -2) @ g2
+        return gb[..., 0] if b.ndim == 1 else gb
+
+    return vjp
+
+
+def _max_vjp(g, out, x, axis, keepdims):
+    mask = x == _keep(out, axis, keepdims)
+    return mask * (_keep(g, axis, keepdims) / mask.sum(axis=axis, keepdims=True))
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))  # never overflows; the same formula as Value.sigmoid, per branch
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _log_softmax(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _concat_vjp(i, g, out, *arrays, axis):
+    start = sum(a.shape[axis] for a in arrays[:i])
+    index = [slice(None)] * g.ndim
+    index[axis] = slice(start, start + arrays[i].shape[axis])
+    return g[tuple(index)]
+
+
+# --- the op table ----------------------------------------------------------------------
+ADD = Primitive("+", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g, aliases=True)
+SUB = Primitive("-", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g, aliases=True)
+MUL = Primitive("*", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
+DIV = Primitive("/", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
+NEG = Primitive("neg", np.negative, lambda g, out, a: -g)
+POW = Primitive("**", lambda a, p: np.power(a, p), lambda g, out, a, p: g * p * np.power(a, p - 1))
+MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
+EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
+LOG = Primitive("log", np.log, lambda g, out, a: g / a)
+TANH = Primitive("tanh", np.tanh, lambda g, out, a: g * (1.0 - out * out))
+SIGMOID = Primitive("sigmoid", _sigmoid, lambda g, out, a: g * out * (1.0 - out))
+# NOTE: relu'(0) = 0, as for Value.
+RELU = Primitive("relu", lambda a: np.maximum(a, 0.0), lambda g, out, a: g * (a > 0))
+CLIP = Primitive(
+    "clip",
+    lambda a, low, high: np.clip(a, low, high),
+    lambda g, out, a, low, high: g * ((a >= low) & (a <= high)),
+)
+SUM = Primitive(
+    "sum",
+    lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
+    lambda g, out, a, axis, keepdims: np.broadcast_to(_keep(g, axis, keepdims), a.shape),
+    aliases=True,
+)
+MAX = Primitive("max", lambda a, axis, keepdims: np.max(a, axis=axis, keepdims=keepdims), _max_vjp)
+RESHAPE = Primitive(
+    "reshape",
+    lambda a, shape: np.reshape(a, shape),
+    lambda g, out, a, shape: np.reshape(g, a.shape),
+    aliases=True,
+)
+TRANSPOSE = Primitive(
+    "transpose",
+    lambda a, axes: np.transpose(a, axes),
+    lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
+    aliases=True,
+)
+GETITEM = Primitive(
+    "getitem",
+    lambda a, index: a[index],
+    lambda g, out, a, index: _IndexGrad(index, g, _has_array(index)),
+)
+SOFTMAX = Primitive(
+    "softmax",
+    _softmax,
+    lambda g, out, a, axis: out * (g - (g * out).sum(axis=axis, keepdims=True)),
+)
+LOG_SOFTMAX = Primitive(
+    "log_softmax",
+    _log_softmax,
+    lambda g, out, a, axis: g - np.exp(out) * g.sum(axis=axis, keepdims=True),
+)
+STACK = Primitive(
+    "stack",
+    lambda *arrays, axis: np.stack(arrays, axis=axis),
+    lambda i, g, out, *arrays, axis: np.take(g, i, axis=axis),
+    variadic=True,
+)
+CONCAT = Primitive(
+    "concat",
+    lambda *arrays, axis: np.concatenate(arrays, axis=axis),
+    _concat_vjp,
+    aliases=True,
+    variadic=True,
+)
+DETACH = Op("detach")
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors of equal shape along a new axis (``np.stack``)."""
+    tensors = _sequence(tensors, "stack")
+    return _apply(STACK, *tensors, axis=axis)
+
+
+def concat(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis (``np.concatenate``)."""
+    tensors = _sequence(tensors, "concat")
+    ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
+    return _apply(CONCAT, *tensors, axis=_axes(axis, ndim)[0])
+
+
+def _sequence(tensors, what):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{what}() needs at least one tensor")
+    return tensors

@@ -64,8 +64,9 @@ NOT_RECORDED = Op("")
 
 
 class _State:
-    """What the current thread of recording looks like. ``plain`` caches the common
-    case (recording on, anomaly checks off) so that the hot path tests one flag."""
+    """The recording settings. NOTE: they are global to the process, not per thread.
+    ``plain`` caches the common case (recording on, anomaly checks off) so that the hot
+    path tests one flag."""
 
     __slots__ = ("grad_enabled", "anomaly", "scope", "plain")
 
@@ -167,7 +168,7 @@ class Node:
     ``_id`` (creation order, which is a topological order of any graph).
     """
 
-    __slots__ = ("data", "grad", "label", "_prev", "_op", "_scope", "_id", "__weakref__")
+    __slots__ = ("data", "grad", "label", "_prev", "_op", "_scope", "_id")
 
     _EMPTY_GRAD = None  # the gradient of a node that backward has not reached
 
@@ -279,35 +280,40 @@ def backward(root: Node, grad=None) -> None:
         )
     seed = type(root)._seed(root, grad)
     order = topological_order(root)
-    # A pass computes fresh gradients; those from earlier passes are set aside and added
-    # back at the end, so interior nodes do not propagate them twice.
+    # A pass computes fresh gradients: those already there are set aside and added back
+    # at the end, so interior nodes do not propagate them twice, and a pass that raises
+    # leaves every gradient as it was before it started.
     empty = root._EMPTY_GRAD
-    carried = [(n, n.grad) for n in order if n._prev and n.grad is not empty]
-    for node, _ in carried:
+    held = [(n, n.grad) for n in order if n.grad is not empty]
+    for node, _ in held:
         node.grad = empty
-    if root._prev:
-        root.grad = seed
-    else:  # a leaf: backward just adds the seed
-        root.grad = seed if root.grad is empty else root.grad + seed
+    root.grad = seed
     order.reverse()
-    if STATE.anomaly:
-        _run_checked(order)
-    else:
+    try:
+        if STATE.anomaly:
+            _run_checked(order, empty)
+        else:
+            for node in order:
+                op = node._op
+                if op and node.grad is not empty:  # unreached nodes pass nothing on
+                    op.backward(node)
+    except BaseException:
         for node in order:
-            op = node._op
-            if op:
-                op.backward(node)
-    for node, old in carried:
-        node.grad = old + node.grad if node.grad is not empty else old
+            node.grad = empty
+        for node, old in held:
+            node.grad = old
+        raise
+    for node, old in held:
+        node.grad = old if node.grad is empty else old + node.grad
 
 
-def _run_checked(order) -> None:
+def _run_checked(order, empty) -> None:
     is_finite = order[0]._is_finite
     if not is_finite(order[0].grad):
         raise AnomalyError(f"the seed gradient is not finite: {order[0].grad!r}")
     for node in order:
         op = node._op
-        if not op:
+        if not op or node.grad is empty:
             continue
         op.backward(node)
         for i, p in enumerate(node._prev):

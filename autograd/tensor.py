@@ -520,7 +520,12 @@ SUB = Primitive("-", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -
 MUL = Primitive("*", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
 DIV = Primitive("/", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 NEG = Primitive("neg", np.negative, lambda g, out, a: -g)
-POW = Primitive("**", lambda a, p: np.power(a, p), lambda g, out, a, p: g * p * np.power(a, p - 1))
+POW = Primitive(
+    "**",
+    lambda a, p: np.power(a, p),
+    # x**0 is constant: its derivative is 0, also at x = 0
+    lambda g, out, a, p: g * p * np.power(a, p - 1) if p != 0 else np.zeros_like(g),
+)
 MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)

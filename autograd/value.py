@@ -25,10 +25,14 @@ _ZERO = 0.0  # the one "no gradient yet" object: backward tells reached nodes by
 def _real(x, what: str) -> float:
     """``x`` as a float, or a clear error for anything that is not a real number."""
     t = type(x)
-    if t is float or t is int:
-        return float(x)
+    if t is float:
+        return x
     if isinstance(x, Real) and not isinstance(x, bool):
-        return float(x)
+        try:
+            return float(x)
+        except OverflowError:
+            digits = str(x)
+            raise ValueError(f"{what}: {digits[:12]}... ({len(digits)} digits) is too large for a float") from None
     if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "iuf":
         return float(x)
     raise TypeError(f"{what} expects a real number (int or float), got {type(x).__name__}: {x!r}")
@@ -121,7 +125,7 @@ class Value(Node):
 
     def relu(self):
         x = self.data
-        return _result(x if x > 0 else 0.0, (self,), RELU)
+        return _result(0.0 if x <= 0 else x, (self,), RELU)  # NaN stays NaN
 
     def clip(self, low: float, high: float):
         """``x`` limited to ``[low, high]``; the gradient passes where low <= x <= high."""
@@ -143,25 +147,25 @@ class Value(Node):
         return self + other
 
     def __sub__(self, other):
-        return self + (-other)
+        return self + (-_operand(other, "Value - x"))
 
     def __rsub__(self, other):
-        return (-self) + other
+        return (-self) + _operand(other, "x - Value")
 
     def __rmul__(self, other):
         return self * other
 
     def __truediv__(self, other):
-        return self * other**-1
+        return self * _operand(other, "Value / x") ** -1
 
     def __rtruediv__(self, other):
-        return other * self**-1
+        return _operand(other, "x / Value") * self**-1
 
     def __rpow__(self, base):
         b = _real(base, "x ** Value")
         if b <= 0:
             raise ValueError(f"{b} ** Value: the base must be positive")
-        return (self * math.log(b)).exp()
+        return _result(_ieee(pow, b, self.data), (self,), _rpow_op(b))
 
     def __float__(self):
         return self.data
@@ -173,6 +177,16 @@ class Value(Node):
         if self.label:
             parts.append(f"label={self.label!r}")
         return f"Value({', '.join(parts)})"
+
+
+def _operand(x, what: str):
+    """``x`` unchanged if it is a Value or a real number, else a clear error. (Derived
+    ops check their operand before they transform it.)"""
+    if type(x) is Value or type(x) is float:
+        return x
+    if isinstance(x, Node):
+        raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")
+    return _real(x, what)
 
 
 def _constant(x, what: str) -> Value:
@@ -222,7 +236,13 @@ def _mul_backward(out):
 def _pow_backward(out):
     (a,) = out._prev
     p = out._op.exponent
-    a.grad += out.grad * p * _ieee(pow, a.data, p - 1.0)
+    if p != 0.0:  # x**0 is constant: its derivative is 0, also at x = 0
+        a.grad += out.grad * p * _ieee(pow, a.data, p - 1.0)
+
+
+def _rpow_backward(out):
+    # d(b**x)/dx = b**x log b
+    out._prev[0].grad += out.grad * out.data * out._op.log_base
 
 
 def _exp_backward(out):
@@ -259,17 +279,26 @@ def _clip_backward(out):
 
 ADD = Op("+", _add_backward)
 MUL = Op("*", _mul_backward)
-_POW_OPS: dict[float, Op] = {}
+_POW_OPS: dict[tuple, Op] = {}
 
 
 def _pow_op(p: float) -> Op:
-    """The op ``**p`` (named as micrograd names it), carrying its exponent; cached."""
-    op = _POW_OPS.get(p)
+    """The op ``x**p`` (named ``**p``, as micrograd names it), carrying its exponent."""
+    return _cached_op(("**", p), lambda: Op(f"**{p:g}", _pow_backward), exponent=p)
+
+
+def _rpow_op(b: float) -> Op:
+    """The op ``b**x`` for a number base ``b`` (named ``b**``), carrying log b."""
+    return _cached_op(("rpow", b), lambda: Op(f"{b:g}**", _rpow_backward), log_base=math.log(b))
+
+
+def _cached_op(key, make, **attrs) -> Op:
+    op = _POW_OPS.get(key)
     if op is None:
-        op = Op(f"**{p:g}", _pow_backward)
-        op.exponent = p
+        op = make()
+        op.__dict__.update(attrs)
         if len(_POW_OPS) < 4096:
-            _POW_OPS[p] = op
+            _POW_OPS[key] = op
     return op
 
 EXP = Op("exp", _exp_backward)

@@ -1,0 +1,116 @@
+"""gradcheck: it passes correct gradients, catches wrong ones, and leaves inputs alone."""
+
+import math
+
+import pytest
+
+from autograd import GradcheckError, GradcheckReport, Value, gradcheck
+from autograd.graph import Op, record
+
+
+def _sin_backward(out):
+    (x,) = out._prev
+    x.grad += out.grad * math.cos(x.data)
+
+
+def _sin_backward_wrong(out):
+    (x,) = out._prev
+    x.grad += out.grad * math.sin(x.data)  # the classic slip: sin instead of cos
+
+
+SIN = Op("sin", _sin_backward)
+WRONG_SIN = Op("sin", _sin_backward_wrong)
+
+
+def sin(x):
+    return record(Value(math.sin(x.data)), (x,), SIN)
+
+
+def wrong_sin(x):
+    return record(Value(math.sin(x.data)), (x,), WRONG_SIN)
+
+
+def test_passes_and_reports_each_input():
+    a, b = Value(1.5, label="a"), Value(0.5)
+    report = gradcheck(lambda a, b: a * b.exp() + sin(a * b), [a, b])
+    assert isinstance(report, GradcheckReport) and report.ok and bool(report)
+    assert len(report.checks) == 2
+    da = math.exp(0.5) + math.cos(0.75) * 0.5
+    db = 1.5 * math.exp(0.5) + math.cos(0.75) * 1.5
+    for check, exact in zip(report.checks, (da, db)):
+        assert check.ok
+        assert float(check.analytic) == pytest.approx(exact, rel=1e-14)
+        assert float(check.numeric) == pytest.approx(exact, rel=1e-8)
+        error = abs(float(check.analytic) - float(check.numeric))
+        assert check.max_abs_error == pytest.approx(error, rel=1e-12)
+    assert report[0].name == "a" and report[1].name == "input 1"
+
+
+def test_detects_a_wrong_gradient():
+    x = Value(0.4, label="x")
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(wrong_sin, [x])
+    report = info.value.report
+    assert not report.ok
+    assert float(report[0].analytic) == pytest.approx(math.sin(0.4), rel=1e-15)
+    assert float(report[0].numeric) == pytest.approx(math.cos(0.4), rel=1e-8)
+    assert "MISMATCH" in str(info.value) and "gradcheck failed" in str(info.value)
+
+
+def test_report_without_raising_marks_the_wrong_input():
+    good, bad = Value(0.3, label="good"), Value(-1.1, label="bad")
+    report = gradcheck(lambda g, b: g * g + wrong_sin(b), [good, bad], raise_on_failure=False)
+    assert not report.ok and not bool(report)
+    assert report[0].ok and not report[1].ok
+    rows = str(report).splitlines()
+    assert rows[2].startswith("good") and rows[2].endswith("ok")
+    assert rows[3].startswith("bad") and rows[3].endswith("MISMATCH")
+
+
+def test_report_is_a_table_with_one_row_per_input():
+    xs = [Value(0.1 * (i + 1), label=f"x{i}") for i in range(4)]
+    report = gradcheck(lambda *xs: sum(x * x for x in xs), xs)
+    lines = str(report).splitlines()
+    assert len(lines) == 1 + 1 + 4 + 1  # header, rule, rows, footer
+    assert lines[0].split() == ["input", "shape", "analytic", "numeric", "abs", "error", "rel", "error"]
+    assert set(lines[1]) == {"-"}
+    for i, line in enumerate(lines[2:6]):
+        name, shape, analytic, numeric, _, _, verdict = line.split()
+        assert (name, shape, verdict) == (f"x{i}", "scalar", "ok")
+        assert float(analytic) == pytest.approx(0.2 * (i + 1), rel=1e-9)
+        assert float(numeric) == pytest.approx(0.2 * (i + 1), rel=1e-8)
+    assert "eps=1e-06" in lines[-1]
+
+
+def test_tolerances_are_used():
+    # Central differences of x^3 are off by about eps^2 plus rounding: far above 1e-15.
+    x = Value(1.5)
+    assert gradcheck(lambda x: x**3, [x]).ok
+    assert not gradcheck(lambda x: x**3, [x], atol=0.0, rtol=1e-15, raise_on_failure=False).ok
+
+
+def test_inputs_keep_their_gradients_and_data():
+    x, y = Value(0.7), Value(-0.2)
+    x.grad, y.grad = 0.25, -3.0
+    gradcheck(lambda x, y: (x * y).tanh(), [x, y])
+    assert (x.grad, y.grad) == (0.25, -3.0)
+    assert (x.data, y.data) == (0.7, -0.2)
+    with pytest.raises(GradcheckError):
+        gradcheck(wrong_sin, [x])
+    assert x.grad == 0.25 and x.data == 0.7
+
+
+def test_input_the_output_does_not_depend_on():
+    x, unused = Value(2.0), Value(5.0)
+    report = gradcheck(lambda x, u: x * x, [x, unused])
+    assert float(report[1].analytic) == 0.0 and float(report[1].numeric) == 0.0
+
+
+def test_rejects_bad_inputs_and_outputs():
+    x = Value(1.0)
+    with pytest.raises(ValueError, match=r"input 1 \(\* 2\) is not a leaf"):
+        gradcheck(lambda a, b: a * b, [x, x * 2])
+    with pytest.raises(TypeError, match="input 0 must be a Value or Tensor, got float"):
+        gradcheck(lambda a: a, [1.0])
+    with pytest.raises(TypeError, match="f must return a Value or Tensor, got float"):
+        gradcheck(lambda a: a.data, [x])

@@ -1,0 +1,269 @@
+"""The graph core: traversal, recording state (no_grad, scope) and anomaly detection."""
+
+import gc
+import math
+import random
+import sys
+
+import pytest
+
+from autograd import (
+    AnomalyError,
+    Value,
+    backward,
+    current_scope,
+    detect_anomaly,
+    enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    no_grad,
+    scope,
+    topological_order,
+)
+
+# --- traversal ------------------------------------------------------------------------------
+
+
+def test_million_op_chain_under_the_default_recursion_limit():
+    limit = sys.getrecursionlimit()
+    n, c = 1_000_000, 1.0000001
+    x0, rate = Value(1.0), Value(c)
+    # Building two million objects triggers many full garbage collections; they are what
+    # would make this test slow, not the engine.
+    gc.disable()
+    try:
+        x = x0
+        for _ in range(n):
+            x = x * rate  # x_n = x0 * c^n
+        x.backward()
+    finally:
+        gc.enable()
+    assert sys.getrecursionlimit() == limit
+    assert x.grad == 1.0
+    assert x0.grad == pytest.approx(c**n, rel=1e-9)  # one rounding per step
+    assert rate.grad == pytest.approx(n * c ** (n - 1), rel=1e-9)
+    assert x.data == pytest.approx(c**n, rel=1e-9)
+
+
+def random_graph(rng, n_leaves=4, n_ops=60):
+    """A random DAG of Values: each op takes one or two earlier nodes."""
+    nodes = [Value(rng.uniform(-1, 1), label=f"x{i}") for i in range(n_leaves)]
+    for _ in range(n_ops):
+        a, b = rng.choice(nodes), rng.choice(nodes)
+        op = rng.randrange(4)
+        nodes.append(a + b if op == 0 else a * b if op == 1 else a.tanh() if op == 2 else a - 0.5)
+    return nodes
+
+
+def reachable(root):
+    """Every node root depends on, root included (a plain depth-first search)."""
+    found, stack = {root}, [root]
+    while stack:
+        for parent in stack.pop()._prev:
+            if parent not in found:
+                found.add(parent)
+                stack.append(parent)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topological_order_puts_every_node_after_its_parents(seed):
+    nodes = random_graph(random.Random(seed))
+    root = nodes[-1] + nodes[-7] * nodes[len(nodes) // 2]
+    order = topological_order(root)
+    position = {node: i for i, node in enumerate(order)}
+    assert len(position) == len(order)  # each node once
+    assert set(order) == reachable(root)
+    assert order[-1] is root
+    for node in order:
+        for parent in node._prev:
+            assert position[parent] < position[node]
+
+
+def test_topological_order_of_a_leaf_and_of_a_diamond():
+    x = Value(1.0)
+    assert topological_order(x) == [x]
+    left, right = x * 2, x.tanh()
+    top = left + right
+    order = topological_order(top)
+    assert order[0] is x and order[-1] is top and len(order) == 5  # x, 2, left, right, top
+
+
+def test_node_structure_accessors():
+    x = Value(2.0, label="x")
+    y = x.tanh()
+    assert (x.is_leaf, x.op, x.parents, x.label) == (True, "", (), "x")
+    assert (y.is_leaf, y.op, y.parents, y.label) == (False, "tanh", (x,), "")
+    assert type(y.op) is str and y.parents is y._prev
+
+
+def test_backward_rejects_non_nodes():
+    with pytest.raises(TypeError, match="backward.*expects a Value or Tensor, got float"):
+        backward(1.0)
+
+
+# --- no_grad / enable_grad ------------------------------------------------------------------
+
+
+def test_no_grad_results_are_constants():
+    x = Value(2.0)
+    with no_grad():
+        assert not is_grad_enabled()
+        y = x * 3 + 1
+        z = y.tanh()
+    assert is_grad_enabled()
+    assert y.data == 7.0 and z.data == math.tanh(7.0)
+    assert y._prev == () and y.is_leaf and y.op == "" and z._prev == ()
+
+
+def test_no_grad_constant_blocks_gradient():
+    x = Value(2.0)
+    with no_grad():
+        c = x * x  # a number computed from x, but not differentiated through
+    y = x * c
+    y.backward()
+    assert x.grad == c.data == 4.0
+
+
+def test_grad_mode_is_restored_after_an_exception():
+    with pytest.raises(ValueError):
+        with no_grad():
+            Value(-1.0).log()
+    assert is_grad_enabled()
+    assert (Value(1.0) * 2)._prev != ()
+
+
+def test_enable_grad_inside_no_grad():
+    x = Value(2.0)
+    with no_grad():
+        with enable_grad():
+            assert is_grad_enabled()
+            y = x * 3
+            with no_grad():
+                z = x * 3
+        assert not is_grad_enabled()
+    assert y._prev[0] is x and z._prev == ()
+    y.backward()
+    assert x.grad == 3.0
+
+
+def test_no_grad_as_a_decorator():
+    @no_grad()
+    def evaluate(x):
+        return x * 2
+
+    x = Value(1.0)
+    assert evaluate(x)._prev == () and evaluate(x)._prev == ()
+    assert is_grad_enabled()
+
+
+# --- scope ----------------------------------------------------------------------------------
+
+
+def test_scopes_nest_and_tag_nodes():
+    x = Value(1.0)
+    assert current_scope() == () and x.scope == ()
+    with scope("layer 0"):
+        w = Value(0.5)
+        with scope("t=3"):
+            assert current_scope() == ("layer 0", "t=3")
+            y = w * x
+        z = y + 1
+    assert current_scope() == ()
+    assert w.scope == ("layer 0",)
+    assert y.scope == ("layer 0", "t=3") and y._prev[1].scope == ()
+    assert z.scope == ("layer 0",) and z._prev[1].scope == ("layer 0",)  # the constant 1
+
+
+def test_scope_is_restored_after_an_exception():
+    with scope("outer"):
+        with pytest.raises(ValueError):
+            with scope("inner"):
+                Value(-1.0).log()
+        assert current_scope() == ("outer",)
+    assert current_scope() == ()
+
+
+def test_scope_rejects_non_str_names():
+    with pytest.raises(TypeError, match="scope.*expects a str name, got int"):
+        with scope(3):
+            pass
+    assert current_scope() == ()
+
+
+def test_scope_under_no_grad_still_tags():
+    with scope("eval"), no_grad():
+        y = Value(1.0) + 1
+    assert y.scope == ("eval",)
+
+
+# --- detect_anomaly ---------------------------------------------------------------------------
+
+
+def test_anomaly_in_forward_names_op_scope_and_inputs():
+    x = Value(1000.0, label="logit")
+    with detect_anomaly(), scope("layer 0"), scope("t=2"):
+        assert is_anomaly_enabled()
+        with pytest.raises(AnomalyError) as info:
+            x.exp()
+    message = str(info.value)
+    assert "op 'exp' produced a non-finite value inf" in message
+    assert "scope: layer 0/t=2" in message
+    assert "input 0: logit 1000" in message
+    assert not is_anomaly_enabled()
+    assert isinstance(info.value, FloatingPointError)
+
+
+def test_anomaly_zero_times_inf():
+    zero, big = Value(0.0, label="a"), Value(math.inf, label="b")  # leaves are not checked
+    expected = r"(?s)op '\*' .* nan.*scope: <top level>.*input 0: a 0.*input 1: b inf"
+    with detect_anomaly(), pytest.raises(AnomalyError, match=expected):
+        zero * big
+
+
+def test_anomaly_division_by_zero():
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"op '\*\*-1' produced a non-finite value inf"):
+        1 / Value(0.0)
+
+
+def test_anomaly_in_backward_names_op_and_scope():
+    # sqrt at 0: the value (0) is finite, its derivative is not.
+    x = Value(0.0, label="x")
+    with detect_anomaly():
+        with scope("t=2"):
+            y = x**0.5
+            loss = y * 3
+        assert loss.data == 0.0
+        with pytest.raises(AnomalyError) as info:
+            loss.backward()
+    message = str(info.value)
+    assert "backward of op '**0.5' gave input 0 a non-finite gradient inf" in message
+    assert "scope: t=2" in message and "input 0: x 0" in message
+
+
+def test_anomaly_rejects_a_non_finite_seed():
+    y = Value(2.0) * 3
+    with detect_anomaly(), pytest.raises(AnomalyError, match="seed gradient is not finite: nan"):
+        y.backward(math.nan)
+
+
+def test_no_anomaly_error_outside_the_context():
+    x = Value(0.0)
+    y = x**0.5 * 3
+    y.backward()
+    assert x.grad == math.inf
+    assert Value(1000.0).exp().data == math.inf
+
+
+def test_anomaly_mode_changes_no_number():
+    def run():
+        w, h = Value(0.7), Value(-0.3)
+        for x in (0.5, -1.0, 2.0):
+            h = (w * h + x).tanh().sigmoid() + (h * h + 1).log()
+        h.backward()
+        return h.data, w.grad
+
+    plain = run()
+    with detect_anomaly():
+        checked = run()
+    assert checked == plain

@@ -1,0 +1,389 @@
+"""The scalar engine: every op of the case table, composite expressions with hand-derived
+gradients, accumulation, edge values of IEEE arithmetic, and the errors for bad input."""
+
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from autograd import Value, gradcheck, no_grad, topological_order
+
+from .cases import CASES, Float, check_case_on
+
+
+def central_difference(f, xs, i, eps=1e-6):
+    """d f / d xs[i] by central differences on plain floats."""
+    up, down = list(xs), list(xs)
+    up[i] += eps
+    down[i] -= eps
+    return (f(*up) - f(*down)) / (2 * eps)
+
+
+# --- the case table -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_case_table_on_values(case):
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        check_case_on(Value, case, case.sample(rng), exact=True)
+
+
+# --- composite expressions with hand-derived results --------------------------------------
+
+
+def readme_example(a, b):
+    """micrograd's README expression; runs on Values and on reference Floats."""
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    return g
+
+
+def test_micrograd_readme_example():
+    a, b = Value(-4.0), Value(2.0)
+    g = readme_example(a, b)
+    g.backward()
+    # By hand, near (a, b) = (-4, 2) where relu(b + a) is off and relu(b - a) is on:
+    #   c = 3a + 4b + 3 = -1,  d = 12(ab + b^3) + b - a = 6,  e = c - d = -7,
+    #   g = e^2 / 2 + 10 / e^2 = 2421/98,  dg/de = e - 20 / e^3 = -2381/343,
+    #   de/da = 4 - 12b = -20,  de/db = 3 - 12a - 36b^2 = -93.
+    dg_de = Fraction(-2381, 343)
+    assert g.data == pytest.approx(float(Fraction(2421, 98)), rel=1e-15)
+    assert a.grad == pytest.approx(float(-20 * dg_de), rel=1e-14)
+    assert b.grad == pytest.approx(float(-93 * dg_de), rel=1e-14)
+    assert (round(g.data, 4), round(a.grad, 4), round(b.grad, 4)) == (24.7041, 138.8338, 645.5773)
+
+    def g_of(a, b):
+        return float(readme_example(Float(a), Float(b)))
+
+    assert g_of(-4.0, 2.0) == g.data
+    assert a.grad == pytest.approx(central_difference(g_of, (-4.0, 2.0), 0), rel=1e-7)
+    assert b.grad == pytest.approx(central_difference(g_of, (-4.0, 2.0), 1), rel=1e-7)
+
+
+def test_shared_node_accumulates():
+    a = Value(1.5)
+    b = a + a
+    c = b * b
+    c.backward()
+    assert c.data == 9.0
+    assert b.grad == 2 * b.data == 6.0
+    assert a.grad == 8 * a.data == 12.0
+
+
+def test_node_used_by_many_ops():
+    x = Value(0.7)
+    y = x * x.exp() + x.tanh() - 3 * x  # x feeds four ops
+    y.backward()
+    expected = math.exp(0.7) * (1 + 0.7) + 1 / math.cosh(0.7) ** 2 - 3
+    assert x.grad == pytest.approx(expected, rel=1e-14)
+
+
+def test_backward_seed_scales_every_gradient():
+    x, w = Value(0.3), Value(-1.2)
+    y = (w * x + 1).tanh()
+    y.backward(2.5)
+    assert y.grad == 2.5
+    assert w.grad == pytest.approx(2.5 * (1 - y.data**2) * 0.3, rel=1e-15)
+    assert x.grad == pytest.approx(2.5 * (1 - y.data**2) * -1.2, rel=1e-15)
+
+
+def test_backward_from_a_leaf():
+    x = Value(3.0)
+    x.backward()
+    assert x.grad == 1.0
+    x.backward()
+    assert x.grad == 2.0
+
+
+# --- a scalar recurrence: backpropagation through time ------------------------------------
+
+W, H0 = 0.8, 0.2
+XS = [0.5, -1.0, 0.3, 0.8, -0.2, 1.1]
+YS = [0.1, -0.4, 0.2, 0.5, 0.0, 0.6]
+
+
+def recurrence_loss(weights, h0=H0, xs=XS, ys=YS, bump_at=None, bump=0.0):
+    """L = sum_t (h_t - y_t)^2 with h_t = tanh(w_t h_{t-1} + x_t), on any engine.
+
+    ``weights`` holds one weight per step (the same object for a tied weight); ``bump``
+    is added to h_{bump_at} to differentiate L with respect to that intermediate.
+    Returns L and [h_0, ..., h_T].
+    """
+    hs = [h0]
+    loss = 0.0
+    for t, (w, x, y) in enumerate(zip(weights, xs, ys), start=1):
+        h = (w * hs[-1] + x).tanh()
+        if t == bump_at:
+            h = h + bump
+        hs.append(h)
+        loss = loss + (h - y) ** 2
+    return loss, hs
+
+
+def bptt_by_hand(w=W, h0=H0, xs=XS, ys=YS):
+    """The backward pass written out: dL/dh_t and the contribution of each step's use of w."""
+    hs = [h0]
+    for x in xs:
+        hs.append(math.tanh(w * hs[-1] + x))
+    T = len(xs)
+    dL_dh = [0.0] * (T + 1)
+    per_step = [0.0] * T
+    from_later = 0.0  # dL/dh_t through h_{t+1}
+    for t in range(T, 0, -1):
+        dL_dh[t] = 2 * (hs[t] - ys[t - 1]) + from_later
+        pre = dL_dh[t] * (1 - hs[t] ** 2)  # dL/d(w h_{t-1} + x_t)
+        per_step[t - 1] = pre * hs[t - 1]
+        from_later = pre * w
+    dL_dh[0] = from_later
+    return dL_dh, per_step
+
+
+def float_loss(w, bump_at=None, bump=0.0):
+    return float(recurrence_loss([Float(w)] * len(XS), bump_at=bump_at, bump=bump)[0])
+
+
+def test_tied_weight_gets_the_sum_over_time_steps():
+    w = Value(W)
+    h0 = Value(H0)
+    loss, _ = recurrence_loss([w] * len(XS), h0=h0)
+    loss.backward()
+    dL_dh, per_step = bptt_by_hand()
+    assert w.grad == pytest.approx(sum(per_step), rel=1e-12)
+    assert h0.grad == pytest.approx(dL_dh[0], rel=1e-12)
+    assert w.grad == pytest.approx(central_difference(float_loss, (W,), 0), rel=1e-7)
+
+    # Untie the weight: one copy per step. Each copy gets its step's contribution, and
+    # the contributions add up to the tied weight's gradient.
+    copies = [Value(W) for _ in XS]
+    untied, _ = recurrence_loss(copies)
+    untied.backward()
+    assert untied.data == loss.data
+    for copy, contribution in zip(copies, per_step):
+        assert copy.grad == pytest.approx(contribution, rel=1e-12)
+    assert sum(c.grad for c in copies) == pytest.approx(w.grad, rel=1e-14)
+
+
+def test_intermediate_gradients_are_filled():
+    loss, hs = recurrence_loss([Value(W)] * len(XS))
+    loss.backward()
+    dL_dh, _ = bptt_by_hand()
+    for t in range(1, len(XS) + 1):
+        assert hs[t].grad == pytest.approx(dL_dh[t], rel=1e-12)
+
+        def bumped(delta, t=t):
+            return float_loss(W, bump_at=t, bump=delta)
+
+        assert hs[t].grad == pytest.approx(central_difference(bumped, (0.0,), 0), rel=1e-7, abs=1e-9)
+
+
+# --- accumulation across backward calls ------------------------------------------------------
+
+
+def all_grads(root):
+    return {node: node.grad for node in topological_order(root)}
+
+
+def test_second_backward_doubles_every_gradient():
+    a, b = Value(-4.0), Value(2.0)
+    g = readme_example(a, b)
+    g.backward()
+    first = all_grads(g)
+    assert len(first) > 20 and sum(1 for n in first if not n.is_leaf) > 15
+    g.backward()
+    for node, grad in all_grads(g).items():
+        # A leaf adds this pass's contributions one by one onto the old sum, so the
+        # rounding may differ from 2 * old in the last bit.
+        assert grad == pytest.approx(2 * first[node], rel=1e-15), node
+
+
+def test_reset_by_assigning_zero():
+    a, b = Value(-4.0), Value(2.0)
+    g = readme_example(a, b)
+    g.backward()
+    first = all_grads(g)
+    for node in first:
+        node.grad = 0.0
+    g.backward()
+    assert all_grads(g) == first
+
+
+def test_zeroing_only_the_leaves_gives_them_one_pass():
+    # What an optimizer's zero_grad does: intermediates keep their old gradients, yet
+    # they must not flow into the leaves a second time.
+    a, b = Value(-4.0), Value(2.0)
+    g = readme_example(a, b)
+    g.backward()
+    first = all_grads(g)
+    a.grad = b.grad = 0.0
+    g.backward()
+    assert (a.grad, b.grad) == (first[a], first[b])
+
+
+# --- behaviour at the edges -------------------------------------------------------------------
+
+
+def test_repr_is_short_and_shows_data_and_grad():
+    x = Value(2.5)
+    y = x * x
+    y.backward()
+    assert repr(x) == "Value(data=2.5, grad=5)"
+    assert "data=6.25" in repr(y) and "grad=1" in repr(y)
+    assert len(repr(Value(1 / 3, label="h"))) < 60
+
+
+def test_float_and_numpy_scalars():
+    assert float(Value(2.5)) == 2.5
+    for x in (3, np.float32(0.5), np.int64(-2), np.array(1.25)):
+        v = Value(x)
+        assert type(v.data) is float and v.data == float(x)
+
+
+def test_relu_derivative_at_zero_is_zero():
+    x = Value(0.0)
+    y = x.relu()
+    y.backward()
+    assert y.data == 0.0 and x.grad == 0.0
+
+
+@pytest.mark.parametrize("x, s", [(-1000.0, 0.0), (1000.0, 1.0)])
+def test_sigmoid_is_stable_at_large_inputs(x, s):
+    v = Value(x)  # 1 / (1 + exp(1000)) would overflow
+    y = v.sigmoid()
+    y.backward()
+    assert y.data == s and v.grad == 0.0
+
+
+@pytest.mark.parametrize("x", [-30.0, -700.0])
+def test_sigmoid_is_accurate_far_left(x):
+    v = Value(x)
+    y = v.sigmoid()
+    y.backward()
+    e = math.exp(x)
+    assert y.data == pytest.approx(e / (1 + e), rel=1e-15)
+    assert v.grad == pytest.approx(e / (1 + e) ** 2, rel=1e-14)
+
+
+@pytest.mark.parametrize("x", [1000.0, -1000.0])
+def test_tanh_saturates(x):
+    v = Value(x)
+    y = v.tanh()
+    y.backward()
+    assert y.data == math.copysign(1.0, x) and v.grad == 0.0
+
+
+def test_overflow_and_division_by_zero_give_inf():
+    big = Value(1000.0)
+    y = big.exp()
+    y.backward()
+    assert y.data == math.inf and big.grad == math.inf
+    assert (1 / Value(0.0)).data == math.inf
+    assert (Value(0.0) ** -1).data == math.inf
+    assert (-1 / Value(0.0)).data == -math.inf
+    assert (Value(1e200) ** 2).data == math.inf
+    assert (Value(1e200) * 1e200).data == math.inf
+
+
+def test_sqrt_at_zero_has_infinite_derivative():
+    x = Value(0.0)
+    y = x**0.5
+    y.backward()
+    assert y.data == 0.0 and x.grad == math.inf
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x + 1, lambda x: x * 2, lambda x: x**2, lambda x: x.exp(), lambda x: x.log(),
+    lambda x: x.tanh(), lambda x: x.sigmoid(), lambda x: 2**x, lambda x: 1 / x,
+], ids=["add", "mul", "pow", "exp", "log", "tanh", "sigmoid", "rpow", "div"])
+def test_nan_propagates(fn):
+    assert math.isnan(fn(Value(math.nan)).data)
+
+
+def test_inf_minus_inf_is_nan():
+    x = Value(math.inf)
+    assert math.isnan((x - x).data)
+    assert math.isnan((x * 0).data)
+
+
+def test_relu_propagates_nan():
+    # NaN must not turn into a number silently: max(nan, 0) is nan in IEEE arithmetic,
+    # numpy and micrograd.
+    assert math.isnan(Value(math.nan).relu().data)
+
+
+def test_power_zero_has_zero_derivative_at_zero():
+    # x ** 0 is the constant 1, so its derivative is 0 everywhere, 0 included
+    # (a polynomial sum(c_k * x ** k) evaluated at x = 0 hits this).
+    x = Value(0.0)
+    y = x**0
+    y.backward()
+    assert y.data == 1.0 and x.grad == 0.0
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data, name", [
+    ("a", "str"), (None, "NoneType"), ([1], "list"), (True, "bool"), (1 + 2j, "complex"),
+    (Value(1.0), "Value"),
+])
+def test_value_rejects_non_real_data(data, name):
+    with pytest.raises(TypeError, match=rf"Value expects a real number.*got {name}: {re.escape(repr(data))}"):
+        Value(data)
+
+
+def test_operand_errors_name_the_op_and_the_type():
+    x = Value(2.0)
+    with pytest.raises(TypeError, match=r"Value \+ x .*got str: 'x'"):
+        x + "x"
+    with pytest.raises(TypeError, match=r"Value \+ x .*got str: 'x'"):
+        "x" + x
+    with pytest.raises(TypeError, match=r"Value \* x .*got NoneType"):
+        x * None
+    with pytest.raises(TypeError, match="str"):
+        x - "x"
+    with pytest.raises(TypeError, match="list"):
+        x / [1.0]
+    with pytest.raises(TypeError, match=r"Value \*\* p .*got bool"):
+        x**True
+
+
+def test_power_errors():
+    with pytest.raises(TypeError, match=r"Value \*\* Value is not supported.*leaf 3"):
+        Value(2.0) ** Value(3.0)
+    with pytest.raises(ValueError, match=r"Value \*\* 0.5: a negative base \(-8.0\) needs an integer"):
+        Value(-8) ** 0.5
+    for base in (-2, 0):
+        with pytest.raises(ValueError, match=rf"{float(base)} \*\* Value: the base must be positive"):
+            base ** Value(1.0)
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0, -1.5])
+def test_log_of_non_positive(x):
+    with pytest.raises(ValueError, match=rf"log expects a positive input, got {x}"):
+        Value(x).log()
+
+
+def test_backward_errors():
+    with no_grad():
+        y = Value(2.0) * 3
+    with pytest.raises(RuntimeError, match=r"backward\(\) from constant 6.*no_grad"):
+        y.backward()
+    z = Value(2.0) * 3
+    for seed, name in [("1", "str"), ([1.0], "list"), (True, "bool")]:
+        with pytest.raises(TypeError, match=rf"backward\(\) seed expects a real number.*got {name}"):
+            z.backward(seed)
+
+
+def test_gradcheck_agrees_on_the_readme_example():
+    gradcheck(readme_example, [Value(-4.0), Value(2.0)])

@@ -12,13 +12,14 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Use-Pty=0
 BENCHMARKS += benchmarks.scalar
 BENCH_ARGS ?=
 
-.PHONY: help venv dot test demo bench lint clean distclean
+.PHONY: help venv dot test demo bench lint torch-reference clean distclean
 
 help:
 	@echo "make demo       train the tiny RNN demo (sets up .venv and Graphviz first)"
 	@echo "make test       ruff + pytest (sets up .venv and Graphviz first)"
 	@echo "make bench      run the benchmarks: $(BENCHMARKS) (options: BENCH_ARGS=--quick)"
 	@echo "make lint       ruff only"
+	@echo "make torch-reference  install the torch extra and rewrite tests/data/torch_rnn_reference.npz"
 	@echo "make venv       create .venv and install unrollgrad[test,bench] in editable mode"
 	@echo "make dot        make sure Graphviz's dot is installed"
 	@echo "make clean      remove caches and build files; distclean also removes .venv"
@@ -78,6 +79,11 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# PyTorch is needed only to write the reference numbers the interop tests read.
+torch-reference: venv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[torch]'
+	$(BIN)/python tools/make_torch_reference.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,178 @@
+"""The two engines a layer can run on, behind one small interface.
+
+A layer is written once, with ``@``, ``+``, ``*``, indexing and the functions of
+:mod:`nn.functional`. What differs between engines is only how arrays of numbers become
+graph nodes and how their numbers are read back, and that lives here:
+
+* ``engine="tensor"``: a parameter is one :class:`autograd.Tensor`;
+* ``engine="value"``: a parameter is a numpy object array whose every entry is its own
+  :class:`autograd.Value` (labelled ``W_hh[i,j]``), so each scalar of the unrolled graph
+  can be picked out and rendered. numpy's object arrays do the ``@`` and ``+``.
+
+The functions ``data``, ``grad``, ``set_data`` and ``set_grad`` read and write the
+numbers of any parameter as float arrays; optimizers, clipping, ``state_dict`` and the
+PyTorch interop use only them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autograd import Tensor, Value, concat, stack
+
+__all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
+
+
+class TensorBackend:
+    """Parameters and inputs are :class:`autograd.Tensor` s."""
+
+    name = "tensor"
+    fuse_steps = True  # input projections and readouts of all time steps as one product each
+
+    @staticmethod
+    def parameter(array: np.ndarray, name: str) -> Tensor:
+        return Tensor(array, requires_grad=True, label=name)
+
+    @staticmethod
+    def constant(x) -> Tensor:
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            raise TypeError(
+                "engine='tensor' got a numpy object array (of Values?); use engine='value' for those"
+            )
+        return Tensor(x)
+
+    @staticmethod
+    def zeros(shape, dtype=np.float64) -> Tensor:
+        return Tensor(np.zeros(shape, dtype))
+
+    stack = staticmethod(stack)
+    concat = staticmethod(concat)
+
+
+class ValueBackend:
+    """Parameters and inputs are numpy object arrays of :class:`autograd.Value`."""
+
+    name = "value"
+    fuse_steps = False  # keep each step's products inside that step's scope, for rendering
+
+    @staticmethod
+    def parameter(array: np.ndarray, name: str) -> np.ndarray:
+        out = np.empty(array.shape, dtype=object)
+        for index, x in np.ndenumerate(array):
+            out[index] = Value(float(x), label=_entry_label(name, index))
+        return out
+
+    @staticmethod
+    def constant(x) -> np.ndarray:
+        if isinstance(x, Tensor):
+            raise TypeError("engine='value' got a Tensor; use engine='tensor' for Tensors")
+        if isinstance(x, Value):
+            return np.array(x, dtype=object)
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        for index, v in np.ndenumerate(arr):
+            out[index] = v if isinstance(v, Value) else Value(v)
+        return out
+
+    @staticmethod
+    def zeros(shape, dtype=np.float64) -> np.ndarray:
+        return ValueBackend.constant(np.zeros(shape))
+
+    @staticmethod
+    def stack(items, axis=0):
+        return np.stack(items, axis)
+
+    @staticmethod
+    def concat(items, axis=0):
+        return np.concatenate(items, axis)
+
+
+ENGINES = {"tensor": TensorBackend, "value": ValueBackend}
+
+
+def backend(engine):
+    """The backend for ``engine`` (``"tensor"`` or ``"value"``)."""
+    try:
+        return ENGINES[engine]
+    except (KeyError, TypeError):
+        raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}") from None
+
+
+def _entry_label(name: str, index: tuple) -> str:
+    return f"{name}[{','.join(map(str, index))}]" if index else name
+
+
+def relabel(param, name: str) -> None:
+    """Give a parameter (and, for the value engine, each entry) its full name."""
+    if isinstance(param, np.ndarray):
+        for index, v in np.ndenumerate(param):
+            v.label = _entry_label(name, index)
+    else:
+        param.label = name
+
+
+def is_parameter(x) -> bool:
+    """A Tensor that requires a gradient, a Value, or an object array of Values."""
+    if isinstance(x, Tensor):
+        return x.requires_grad
+    if isinstance(x, Value):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype == object and x.size > 0 and isinstance(x.flat[0], Value)
+
+
+def _values(p):
+    return p.flat if isinstance(p, np.ndarray) else (p,)
+
+
+def data(p) -> np.ndarray:
+    """The numbers of a parameter, as a float array (shared for a Tensor, a copy otherwise)."""
+    if isinstance(p, Tensor):
+        return p.data
+    return np.array([v.data for v in _values(p)], dtype=np.float64).reshape(np.shape(p))
+
+
+def grad(p) -> np.ndarray:
+    """The gradient of a parameter as a float array; zeros where backward has not reached."""
+    if isinstance(p, Tensor):
+        return np.zeros_like(p.data) if p.grad is None else p.grad
+    return np.array([v.grad for v in _values(p)], dtype=np.float64).reshape(np.shape(p))
+
+
+def has_grad(p) -> bool:
+    return p.grad is not None if isinstance(p, Tensor) else True
+
+
+def set_data(p, new) -> None:
+    """Overwrite a parameter's numbers in place (the parameter objects stay the same)."""
+    new = np.asarray(new, dtype=np.float64)
+    if new.shape != np.shape(p):
+        raise ValueError(f"expected an array of shape {np.shape(p)}, got {new.shape}")
+    if isinstance(p, Tensor):
+        p.data[...] = new
+    else:
+        for v, x in zip(_values(p), new.flat):
+            v.data = float(x)
+
+
+def set_grad(p, new) -> None:
+    """Replace a parameter's gradient (``None`` clears it)."""
+    if isinstance(p, Tensor):
+        p.grad = None if new is None else np.array(new, dtype=p.data.dtype)
+        return
+    if new is None:
+        for v in _values(p):
+            v.grad = 0.0
+        return
+    for v, g in zip(_values(p), np.asarray(new, dtype=np.float64).flat):
+        v.grad = float(g)
+
+
+def detach(x):
+    """The same numbers with no graph behind them: gradients stop here (truncated BPTT)."""
+    if isinstance(x, (Tensor, Value)):
+        return x.detach()
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        return np.frompyfunc(Value.detach, 1, 1)(x) if x.ndim else np.array(x.item().detach(), dtype=object)
+    raise TypeError(f"detach() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}")

@@ -1,0 +1,88 @@
+"""Differentiable functions that work on both engines.
+
+Each takes a :class:`autograd.Tensor` (and calls its op), a :class:`autograd.Value`, or a
+numpy object array of Values (and applies the Value op to every entry). They have no
+derivative code: gradients come from the engine's primitives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autograd import Tensor, Value
+
+__all__ = [
+    "ACTIVATIONS", "activation", "clip", "exp", "log", "log_softmax", "relu", "sigmoid", "softmax", "tanh",
+]
+
+
+def _elementwise(name: str):
+    per_entry = np.frompyfunc(getattr(Value, name), 1, 1)
+
+    def f(x):
+        if isinstance(x, (Tensor, Value)):
+            return getattr(x, name)()
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            return per_entry(x) if x.ndim else getattr(x.item(), name)()
+        raise TypeError(
+            f"{name}() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}"
+        )
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"Elementwise ``{name}`` on either engine."
+    return f
+
+
+tanh = _elementwise("tanh")
+sigmoid = _elementwise("sigmoid")
+relu = _elementwise("relu")
+exp = _elementwise("exp")
+log = _elementwise("log")
+
+
+def identity(x):
+    """f(x) = x."""
+    return x
+
+
+def clip(x, low: float, high: float):
+    """``x`` limited to ``[low, high]``; the gradient is zero where it was limited."""
+    if isinstance(x, (Tensor, Value)):
+        return x.clip(low, high)
+    return np.frompyfunc(lambda v: v.clip(low, high), 1, 1)(x)
+
+
+def log_softmax(z, axis: int = -1):
+    """log softmax(z) along ``axis``, computed stably:
+    z - max(z) - log(sum(exp(z - max(z)))), where max(z) is a constant shift."""
+    if isinstance(z, Tensor):
+        return z.log_softmax(axis)
+    shift = np.vectorize(lambda v: v.data, otypes=[float])(z).max(axis=axis, keepdims=True)
+    shifted = z - shift
+    return shifted - log(exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(z, axis: int = -1):
+    """softmax(z) = exp(z - max z) / sum(exp(z - max z)) along ``axis``."""
+    if isinstance(z, Tensor):
+        return z.softmax(axis)
+    shift = np.vectorize(lambda v: v.data, otypes=[float])(z).max(axis=axis, keepdims=True)
+    e = exp(z - shift)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+ACTIVATIONS = {
+    "tanh": tanh,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "identity": identity,
+    "softmax": lambda z: softmax(z, axis=-1),
+}
+
+
+def activation(name: str, allowed=None):
+    """The activation called ``name`` (one of ``ACTIVATIONS``, or of ``allowed``)."""
+    choices = allowed or tuple(ACTIVATIONS)
+    if name not in choices:
+        raise ValueError(f"activation must be one of {list(choices)}, got {name!r}")
+    return ACTIVATIONS[name]

@@ -1,0 +1,115 @@
+"""Moving weights and gradients to and from PyTorch's names and layouts (pure numpy).
+
+PyTorch stores ``Linear.weight`` as (out x in) and computes x Wᵀ + b; we store ``W`` as
+(in x out) and compute x W + b. Its RNN has two biases per layer, ``bias_ih`` and
+``bias_hh``, that are always added together; we keep their sum, ``b_h``.
+
+=========================  =====================================  ======================
+ours                       PyTorch                                conversion
+=========================  =====================================  ======================
+Linear ``W``, ``b``         ``weight``, ``bias``                   weight = Wᵀ
+RNN ``cells.k.W_xh``        ``weight_ih_l{k}``                     transposed
+RNN ``cells.k.W_hh``        ``weight_hh_l{k}``                     transposed
+RNN ``cells.k.b_h``         ``bias_ih_l{k}``, ``bias_hh_l{k}``     export b_h and 0; import their sum
+RNNCell                    ``weight_ih``, ``weight_hh``, ...      as for one RNN layer
+RNNModel                   ``rnn.*`` and ``readout.weight/bias``  a torch module with attributes
+                                                                  ``rnn`` (nn.RNN) and ``readout`` (nn.Linear)
+any other Module           its submodules' entries, prefixed by their attribute paths
+=========================  =====================================  ======================
+
+A gradient exported with ``grads=True`` goes to every PyTorch entry its parameter feeds:
+the gradient of ``b_h`` is both ``bias_ih``'s and ``bias_hh``'s, as PyTorch computes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backends
+from .layers import Linear
+from .module import Module
+from .recurrent import RNN, RNNCell, RNNModel
+
+__all__ = ["from_torch_state_dict", "to_torch_state_dict"]
+
+# How one PyTorch entry relates to one of our parameters.
+SAME, TRANSPOSED, BIAS_IH, BIAS_HH = "same", "transposed", "bias_ih", "bias_hh"
+
+
+def _rows(module: Module, prefix: str = "", ours: str = ""):
+    """(torch name, our parameter name, relation) for every PyTorch entry of ``module``."""
+    if isinstance(module, Linear):
+        yield prefix + "weight", ours + "W", TRANSPOSED
+        if module.b is not None:
+            yield prefix + "bias", ours + "b", SAME
+    elif isinstance(module, (RNN, RNNCell)):
+        cells = module.cells if isinstance(module, RNN) else [module]
+        for k, cell in enumerate(cells):
+            suffix = f"_l{k}" if isinstance(module, RNN) else ""
+            path = f"{ours}cells.{k}." if isinstance(module, RNN) else ours
+            yield f"{prefix}weight_ih{suffix}", path + "W_xh", TRANSPOSED
+            yield f"{prefix}weight_hh{suffix}", path + "W_hh", TRANSPOSED
+            if cell.b_h is not None:
+                yield f"{prefix}bias_ih{suffix}", path + "b_h", BIAS_IH
+                yield f"{prefix}bias_hh{suffix}", path + "b_h", BIAS_HH
+    elif isinstance(module, RNNModel):
+        yield from _rows(module.rnn, prefix + "rnn.", ours + "rnn.")
+        yield prefix + "readout.weight", ours + "W_hy", TRANSPOSED
+        if module.b_y is not None:
+            yield prefix + "readout.bias", ours + "b_y", SAME
+    else:
+        for name, child in module._children():
+            if isinstance(child, Module):
+                yield from _rows(child, f"{prefix}{name}.", f"{ours}{name}.")
+            elif backends.is_parameter(child):
+                raise TypeError(f"to/from_torch_state_dict: no PyTorch layout is defined for parameter "
+                                f"{ours}{name} of {type(module).__name__}")
+
+
+def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
+    """The module's parameters (or, with ``grads=True``, their gradients) as numpy arrays
+    under PyTorch's names and layouts; see the table in :mod:`nn.interop`."""
+    params = dict(module.named_parameters())
+    read = backends.grad if grads else backends.data
+    out = {}
+    for torch_name, ours, relation in _rows(module):
+        x = np.array(read(params[ours]), dtype=np.float64, copy=True)
+        if relation == TRANSPOSED:
+            x = x.T.copy()
+        elif relation == BIAS_HH and not grads:
+            x = np.zeros_like(x)
+        out[torch_name] = x
+    return out
+
+
+def from_torch_state_dict(module: Module, state) -> None:
+    """Load PyTorch-named weights (numpy arrays, or anything ``np.asarray`` takes, such as
+    torch tensors) into ``module`` in place. Names must match exactly and shapes must be
+    PyTorch's; everything is checked before anything is written."""
+    rows = list(_rows(module))
+    params = dict(module.named_parameters())
+    expected = {name for name, _, _ in rows}
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise KeyError(
+            f"from_torch_state_dict({type(module).__name__}): missing {missing}, unexpected {unexpected}"
+        )
+    new: dict[str, np.ndarray] = {}
+    for torch_name, ours, relation in rows:
+        x = np.asarray(_numpy(state[torch_name]), dtype=np.float64)
+        shape = np.shape(params[ours])
+        want = shape[::-1] if relation == TRANSPOSED else shape
+        if x.shape != want:
+            raise ValueError(f"from_torch_state_dict: {torch_name} should have shape {want} "
+                             f"(for {ours} {shape}), got {x.shape}")
+        x = x.T if relation == TRANSPOSED else x
+        new[ours] = new[ours] + x if relation == BIAS_HH else x  # b_h = bias_ih + bias_hh
+    for ours, x in new.items():
+        backends.set_data(params[ours], x)
+
+
+def _numpy(x):
+    """torch tensors that require grad refuse ``np.asarray``; take their data first."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        return x.detach().cpu().numpy()
+    return x

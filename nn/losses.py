@@ -1,0 +1,147 @@
+"""Loss functions, on either engine, built from engine ops (no gradient code here).
+
+Every loss takes ``reduction``: "mean" (over all entries, or all samples for
+``cross_entropy``), "sum", or "none" (the per-entry losses, for instance to sum over time
+steps yourself). Targets are plain numbers (numpy arrays, lists) and are not
+differentiated. A sequence loss is the sum over time steps, L = Σ_t L_t, as in the
+lecture notes: :func:`sequence_loss`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autograd import Tensor, Value, stack
+
+from . import functional as F
+from .backends import ValueBackend
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "mse_loss",
+    "sequence_loss",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+# Probabilities are kept this far from 0 and 1 before their logarithm is taken.
+PROBABILITY_EPS = 1e-12
+
+
+def _target(pred, target, name: str) -> np.ndarray:
+    if isinstance(target, (Tensor, Value)):
+        raise TypeError(f"{name}: the target must be numbers (a numpy array or list), not a {type(target).__name__}")
+    target = np.asarray(target, dtype=np.float64)
+    if target.shape != np.shape(pred):
+        raise ValueError(f"{name}: prediction shape {np.shape(pred)} and target shape {target.shape} differ")
+    return target
+
+
+def _check_pred(pred, name: str):
+    if not isinstance(pred, (Tensor, Value, np.ndarray)):
+        raise TypeError(f"{name}: the prediction must be a Tensor, a Value or an object array of Values, "
+                        f"got {type(pred).__name__}")
+    if isinstance(pred, np.ndarray) and pred.dtype != object:
+        raise TypeError(f"{name}: the prediction is a plain numpy array (numbers, not graph nodes); "
+                        "pass the model's output")
+    if np.size(pred) == 0:
+        raise ValueError(f"{name}: the prediction is empty (shape {np.shape(pred)})")
+
+
+def _reduce(losses, reduction: str, name: str, count: int | None = None):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    if reduction == "sum":
+        return total
+    return total * (1.0 / (np.size(losses) if count is None else count))
+
+
+def mse_loss(pred, target, reduction: str = "mean"):
+    """Squared error (ŷ - y)², averaged or summed over every entry."""
+    _check_pred(pred, "mse_loss")
+    diff = pred - _target(pred, target, "mse_loss")
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def binary_cross_entropy(prob, target, reduction: str = "mean"):
+    """-(y log p + (1 - y) log(1 - p)) for probabilities p (e.g. from a sigmoid readout).
+
+    NOTE: p is clipped to [1e-12, 1 - 1e-12] before the logarithms, so p = 0 or 1 gives a
+    finite loss (27.63 for a certain wrong answer) and no gradient through the clipped entry.
+    """
+    _check_pred(prob, "binary_cross_entropy")
+    y = _target(prob, target, "binary_cross_entropy")
+    p = F.clip(prob, PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+    losses = -(F.log(p) * y + F.log(1.0 - p) * (1.0 - y))
+    return _reduce(losses, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean"):
+    """Binary cross-entropy of sigmoid(z), computed stably from the logits z.
+
+    log sigmoid(z) is taken as a log-softmax over the pair (0, z), so no exp overflows and
+    the gradient is sigmoid(z) - y everywhere, z = 0 included.
+    """
+    _check_pred(logits, "binary_cross_entropy_with_logits")
+    y = _target(logits, target, "binary_cross_entropy_with_logits")
+    shape = np.shape(logits)
+    if isinstance(logits, Tensor):
+        pair = stack([Tensor(np.zeros(shape, logits.dtype)), logits], axis=-1)
+    else:
+        pair = np.stack([ValueBackend.zeros(shape), np.asarray(logits, dtype=object)], axis=-1)
+    logp = F.log_softmax(pair, axis=-1)  # [..., 0] = log(1 - sigmoid z), [..., 1] = log sigmoid z
+    losses = -(logp[..., 1] * y + logp[..., 0] * (1.0 - y))
+    return _reduce(losses, reduction, "binary_cross_entropy_with_logits")
+
+
+def cross_entropy(logits, target, reduction: str = "mean"):
+    """Softmax cross-entropy, -Σ_c y_c log softmax(z)_c, through a stable log-softmax.
+
+    ``logits`` is (N, C) (or (C,) for one sample). ``target`` is either integer class
+    indices (N,) in [0, C), or one-hot / probability rows of the same shape as ``logits``.
+    "mean" averages over the N samples.
+    """
+    name = "cross_entropy"
+    _check_pred(logits, name)
+    shape = np.shape(logits)
+    if len(shape) not in (1, 2) or shape[-1] == 0:
+        raise ValueError(f"{name}: logits must have shape (N, C) or (C,), got {shape}")
+    logp = F.log_softmax(logits, axis=-1)
+    C = shape[-1]
+    t = np.asarray(target)
+    if t.shape == shape and t.dtype.kind in "fiub":  # one-hot or probabilities
+        losses = -(logp * t).sum(axis=-1)
+    elif t.dtype.kind in "iu" and t.shape == shape[:-1]:
+        if t.size and (t.min() < 0 or t.max() >= C):
+            bad = t[(t < 0) | (t >= C)].ravel()[0]
+            raise ValueError(f"{name}: class index {bad} is out of range for {C} classes (expected 0..{C - 1})")
+        picked = logp[np.arange(shape[0]), t] if len(shape) == 2 else logp[int(t)]
+        losses = -picked
+    else:
+        raise ValueError(
+            f"{name}: target must be integer class indices of shape {shape[:-1]} or one-hot/probability rows "
+            f"of shape {shape}; got dtype {t.dtype}, shape {t.shape}"
+        )
+    return _reduce(losses, reduction, name)
+
+
+def sequence_loss(loss_fn, outputs, targets, **kwargs):
+    """L = Σ_t L_t over the first (time) axis, with L_t = ``loss_fn(outputs[t], targets[t])``.
+
+    Returns ``(L, per_step)``: ``per_step`` holds L_1..L_T as graph nodes (a length-T Tensor,
+    or an object array of Values), each of which can be inspected or differentiated on its
+    own. Each L_t uses the loss's own reduction over the batch (default "mean").
+    """
+    T = np.shape(outputs)[0] if np.ndim(outputs) else 0
+    if T == 0 or len(targets) != T:
+        raise ValueError(f"sequence_loss: outputs have {T} time steps, targets {len(targets)}")
+    steps = [loss_fn(outputs[t], np.asarray(targets)[t], **kwargs) for t in range(T)]
+    if isinstance(steps[0], Tensor):
+        per_step = stack(steps, 0)
+    else:
+        per_step = np.array(steps, dtype=object)
+    return per_step.sum(), per_step

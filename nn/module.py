@@ -1,0 +1,147 @@
+"""``Module``: the base of every layer. It finds its parameters by walking its attributes."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import backends
+
+__all__ = ["Module"]
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses assign parameters and submodules as attributes (directly, or inside
+    lists, tuples and dicts) and define ``forward``; calling the module runs it.
+    ``parameters()`` finds every parameter by walking those attributes, so no layer
+    lists its parameters by hand. A parameter's name is its attribute path, e.g.
+    ``cells.0.W_hh``; it is also the label its nodes carry in rendered graphs.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kw):
+            init(self, *args, **kw)
+            if type(self).__init__ is __init__:  # the outermost constructor has finished
+                self._relabel()
+
+        cls.__init__ = __init__
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # --- walking the attributes ---------------------------------------------------------
+    def _children(self):
+        """(name, object) for every attribute, with lists, tuples and dicts opened up."""
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            yield from _flatten(name, value)
+
+    def named_modules(self, prefix: str = ""):
+        """(name, module) for this module and every submodule, depth first."""
+        yield prefix, self
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value.named_modules(f"{prefix}{name}.")
+
+    def named_parameters(self, prefix: str = ""):
+        """(name, parameter) for every parameter, in definition order."""
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value.named_parameters(f"{prefix}{name}.")
+            elif backends.is_parameter(value):
+                yield prefix + name, value
+
+    def parameters(self) -> list:
+        """Every parameter: Tensors (``engine="tensor"``) or object arrays of Values."""
+        return [p for _, p in self.named_parameters()]
+
+    def _relabel(self) -> None:
+        for name, p in self.named_parameters():
+            backends.relabel(p, name)
+
+    # --- numbers in and out ---------------------------------------------------------------
+    def num_parameters(self) -> int:
+        """How many scalars the parameters hold."""
+        return sum(int(np.prod(np.shape(p))) for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        """Clear every parameter's gradient (``None`` for a Tensor, 0.0 for each Value)."""
+        for p in self.parameters():
+            backends.set_grad(p, None)
+
+    def state_dict(self) -> dict:
+        """Every parameter's numbers as a float numpy array (a copy), by name."""
+        return {name: np.array(backends.data(p), copy=True) for name, p in self.named_parameters()}
+
+    def grad_dict(self) -> dict:
+        """Every parameter's gradient as a float numpy array, by name, whatever the engine;
+        zeros where backward has not reached a parameter."""
+        return {name: np.array(backends.grad(p), copy=True) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy numbers from ``state`` (name -> array) into the parameters, in place.
+
+        Shapes must match. With ``strict`` (the default), the names must match exactly;
+        all checks happen before anything is written, so a failed load changes nothing.
+        """
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}"
+            )
+        arrays = {}
+        for name, value in state.items():
+            if name not in params:
+                continue
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != np.shape(params[name]):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {name} has shape {np.shape(params[name])}, "
+                    f"got {arr.shape}"
+                )
+            arrays[name] = arr
+        for name, arr in arrays.items():
+            backends.set_data(params[name], arr)
+
+    # --- display ---------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()})"]
+        for name, value in self._children():
+            if isinstance(value, Module):
+                inner = repr(value).replace("\n", "\n  ")
+                lines.append(f"  ({name}): {inner}")
+            elif backends.is_parameter(value):
+                shape = "x".join(map(str, np.shape(value))) or "scalar"
+                lines.append(f"  {name}: {shape}")
+        if len(lines) == 1:
+            return lines[0]
+        return lines[0] + " {\n" + "\n".join(lines[1:]) + "\n}"
+
+
+def _flatten(name, value):
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _flatten(f"{name}.{i}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(f"{name}.{key}", item)
+    else:
+        yield name, value

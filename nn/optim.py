@@ -1,0 +1,132 @@
+"""Optimizers and gradient clipping, on either engine.
+
+They read and write parameters only through :mod:`nn.backends` (``data``, ``grad``,
+``set_data``, ``set_grad``), so one implementation serves Tensors, Values and object arrays
+of Values. Updates follow PyTorch's formulas, so results can be compared step by step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backends
+
+__all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm_", "clip_grad_value_"]
+
+
+def _param_list(params, who: str) -> list:
+    params = list(params)
+    if not params:
+        raise ValueError(f"{who}: got an empty parameter list")
+    for i, p in enumerate(params):
+        if not backends.is_parameter(p):
+            raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
+                            "requires_grad=True, a Value or an object array of Values (model.parameters())")
+    return params
+
+
+class Optimizer:
+    """Base class: holds the parameters; ``zero_grad()`` clears their gradients."""
+
+    def __init__(self, params, lr: float):
+        self.params = _param_list(params, type(self).__name__)
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr!r}")
+        self.lr = float(lr)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            backends.set_grad(p, None)
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, from its gradient."""
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            if backends.has_grad(p):
+                backends.set_data(p, self._update(i, backends.data(p), backends.grad(p)))
+
+    def _update(self, i: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum and weight decay:
+
+        g ← g + weight_decay · θ;   v ← momentum · v + g (v = g at the first step);   θ ← θ - lr · v
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.velocity: dict[int, np.ndarray] = {}
+
+    def _update(self, i, x, g):
+        if self.weight_decay:
+            g = g + self.weight_decay * x
+        if self.momentum:
+            v = self.velocity.get(i)
+            v = g.copy() if v is None else self.momentum * v + g
+            self.velocity[i] = v
+            g = v
+        return x - self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with bias correction:
+
+        m ← β1 m + (1 - β1) g;   v ← β2 v + (1 - β2) g²
+        θ ← θ - lr · m̂ / (sqrt(v̂) + eps),   m̂ = m / (1 - β1^t),  v̂ = v / (1 - β2^t)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        self.betas, self.eps = (float(b1), float(b2)), float(eps)
+        self.m: dict[int, np.ndarray] = {}
+        self.v: dict[int, np.ndarray] = {}
+
+    def _update(self, i, x, g):
+        b1, b2 = self.betas
+        m = self.m[i] = b1 * self.m.get(i, 0.0) + (1 - b1) * g
+        v = self.v[i] = b2 * self.v.get(i, 0.0) + (1 - b2) * g * g
+        m_hat = m / (1 - b1**self.steps)
+        v_hat = v / (1 - b2**self.steps)
+        return x - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def clip_grad_norm_(params, max_norm: float) -> float:
+    """Scale all gradients together so that their joint L2 norm is at most ``max_norm``.
+
+    The norm is taken over every entry of every gradient, ||g|| = sqrt(Σ g²). If it exceeds
+    ``max_norm``, every gradient is multiplied by max_norm / (||g|| + 1e-6) (as PyTorch
+    does). Returns the norm *before* clipping (inf or nan if a gradient is not finite; then
+    nothing is changed).
+    """
+    params = _param_list(params, "clip_grad_norm_")
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm!r}")
+    grads = [backends.grad(p) for p in params]
+    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p, g in zip(params, grads):
+            if backends.has_grad(p):
+                backends.set_grad(p, g * scale)
+    return total
+
+
+def clip_grad_value_(params, clip_value: float) -> None:
+    """Limit every gradient entry to [-clip_value, clip_value]."""
+    params = _param_list(params, "clip_grad_value_")
+    if not clip_value > 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be positive, got {clip_value!r}")
+    for p in params:
+        if backends.has_grad(p):
+            backends.set_grad(p, np.clip(backends.grad(p), -clip_value, clip_value))

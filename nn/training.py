@@ -1,0 +1,69 @@
+"""Truncated backpropagation through time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backends
+from .optim import clip_grad_norm_, clip_grad_value_
+
+__all__ = ["train_truncated"]
+
+
+def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_norm: float | None = None,
+                    clip_value: float | None = None, on_chunk=None) -> list[float]:
+    """Train on one long sequence with truncated BPTT: chunks of ``k`` steps.
+
+    For each chunk of ``k`` consecutive time steps (the last may be shorter):
+
+        y, h = model(x_chunk, h)            # h carried over from the previous chunk
+        loss = loss_fn(y, target_chunk)     # e.g. the sum over the chunk's steps
+        zero_grad; loss.backward(); clip (optional); optimizer.step()
+        h = detach(h)                       # gradients never flow into earlier chunks
+
+    So each gradient sums the contributions of the chunk's own steps only, reaching back
+    at most ``k`` steps; with ``k >= T`` it is exactly full BPTT. ``model`` is any module
+    called as ``model(x, h0) -> (y, h_n)`` (``nn.RNN``, ``nn.RNNModel`` in "many_to_many"
+    mode); ``x`` and ``target`` are split along the time axis (axis 1 if the model is
+    ``batch_first``, else axis 0). ``on_chunk(i, loss, model)``, if given, is called after
+    each backward, before clipping and the step.
+
+    Returns the chunk losses. A non-finite loss stops training *before* it updates any
+    parameter, with an error naming the chunk, its steps and the last finite loss.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
+    axis = 1 if getattr(model, "batch_first", False) else 0
+    T = np.shape(x)[axis] if np.ndim(x) > axis else 0
+    if T == 0:
+        raise ValueError(f"train_truncated: the sequence is empty (shape {np.shape(x)})")
+    if np.shape(target)[axis] != T:
+        raise ValueError(f"train_truncated: x has {T} time steps along axis {axis}, "
+                         f"target has {np.shape(target)[axis]}")
+    losses, h = [], h0
+    for i, start in enumerate(range(0, T, k)):
+        steps = slice(start, min(start + k, T))
+        index = (slice(None),) * axis + (steps,)
+        y, h = model(x[index], h)
+        loss = loss_fn(y, np.asarray(target)[index])
+        value = float(np.asarray(loss.data).reshape(()))
+        if not math.isfinite(value):
+            last = f"{losses[-1]:.6g}" if losses else "none (it was the first chunk)"
+            raise FloatingPointError(
+                f"train_truncated: the loss of chunk {i} (time steps {steps.start + 1}..{steps.stop}) is "
+                f"{value}; stopped before updating the parameters. Last finite loss: {last}"
+            )
+        optimizer.zero_grad()
+        loss.backward()
+        if on_chunk is not None:
+            on_chunk(i, value, model)
+        if clip_norm is not None:
+            clip_grad_norm_(optimizer.params, clip_norm)
+        if clip_value is not None:
+            clip_grad_value_(optimizer.params, clip_value)
+        optimizer.step()
+        losses.append(value)
+        h = backends.detach(h)
+    return losses

@@ -1,0 +1,152 @@
+"""What every benchmark needs: fresh-process workers, interleaved repeats, node counts, tables.
+
+A benchmark module is both the conductor and the worker. The conductor calls
+:func:`run_worker`, which starts ``python -m <module> --worker ARGS...`` in a fresh process;
+the module's ``--worker`` branch measures one thing and hands it back with :func:`reply`
+(one JSON line on stdout). A fresh process per measurement means no engine pays for the
+garbage, the warm caches or the heap fragmentation that another one left behind.
+
+This machine is noisy, so timings are repeated in :func:`interleaved` rounds (the engines take
+turns going first, so slow spells hit both) and summarised by their median.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # workers run from here, so `-m benchmarks.x` resolves
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process exited with an error, or replied with something that is not JSON."""
+
+    def __init__(self, command: list[str], returncode: int, stderr: str):
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        super().__init__(f"worker `{' '.join(command)}` exited with status {returncode}:\n{tail}")
+
+    @property
+    def last_line(self) -> str:
+        """The last line of the worker's stderr (usually the exception), or how it died."""
+        lines = self.stderr.strip().splitlines()
+        if lines:
+            return lines[-1]
+        if self.returncode < 0:
+            return f"killed by signal {-self.returncode}"
+        return f"exit status {self.returncode}"
+
+
+def run_worker(module: str, *args, timeout: float = 600.0) -> dict:
+    """Run ``python -m module --worker *args`` in a fresh process and return its :func:`reply`."""
+    command = [sys.executable, "-m", module, "--worker", *map(str, args)]
+    try:
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise WorkerFailed(command, -1, f"timed out after {timeout:g} s") from exc
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise WorkerFailed(command, proc.returncode, proc.stderr)
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise WorkerFailed(command, proc.returncode, f"reply is not JSON: {lines[-1]!r}") from exc
+
+
+def reply(**result) -> None:
+    """Hand a worker's measurements back to :func:`run_worker` (the last line of stdout)."""
+    print(json.dumps(result), flush=True)
+
+
+def interleaved(engines: list[str], repeats: int, measure, label: str = "") -> dict[str, list]:
+    """``measure(engine)`` ``repeats`` times per engine, in rounds whose starting engine rotates.
+
+    Returns ``{engine: [result of round 0, round 1, ...]}``.
+    """
+    results: dict[str, list] = {engine: [] for engine in engines}
+    for r in range(repeats):
+        progress(f"{label} round {r + 1}/{repeats}")
+        k = r % len(engines)
+        for engine in engines[k:] + engines[:k]:
+            results[engine].append(measure(engine))
+    return results
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def count_nodes(root) -> int:
+    """Number of distinct nodes reachable from ``root`` through ``_prev`` (any engine that
+    stores parents there: unrollgrad, micrograd). Iterative, so any depth works."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for parent in stack.pop()._prev:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
+    return len(seen)
+
+
+def progress(message: str) -> None:
+    """A status line on stderr, so stdout holds only the report."""
+    print(f"  ... {message}", file=sys.stderr, flush=True)
+
+
+def environment_line(*packages: str) -> str:
+    """Python, the given packages' versions, the machine and today's date, on one line."""
+    parts = [f"Python {platform.python_version()} ({platform.python_implementation()})"]
+    for name in packages:
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    parts.append(f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs")
+    parts.append(datetime.date.today().isoformat())
+    return ", ".join(parts)
+
+
+def format_table(title: str, header: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    """A table with a title; the first column is left-aligned, the others right-aligned."""
+    if markdown:
+        lines = [f"**{title}**", ""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        return "  ".join(cells).rstrip()
+
+    rule = "-" * len(line(header))
+    return "\n".join([title, rule, line(header), rule, *map(line, rows), rule])
+
+
+def fmt_int(x: float) -> str:
+    """``1234567.8`` -> ``'1,234,568'``."""
+    return f"{x:,.0f}"
+
+
+def fmt_rate(x: float) -> str:
+    """Three significant figures with a thousands separator: ``1234567`` -> ``'1,230,000'``."""
+    return f"{float(f'{x:.3g}'):,.0f}" if x >= 1000 else f"{x:.3g}"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f} ms"
+
+
+def fmt_times(x: float) -> str:
+    """A ratio, ``7.25`` -> ``'7.2x'``."""
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"

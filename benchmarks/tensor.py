@@ -1,0 +1,152 @@
+"""Tensor engine against bare numpy: per-op overhead, and a tanh RNN forward + backward.
+
+    python -m benchmarks.tensor [--repeats N] [--quick] [--markdown]
+
+(1) Per-op overhead: the time of one recorded Tensor op on small arrays against the numpy
+    call it wraps. (2) The forward and backward of a tanh RNN step sequence,
+    h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h), loss = Σ_t Σ h_t, written with Tensor ops,
+    against the same computation hand-written in numpy with a hand-derived backward.
+Both sides run in the same process, interleaved, and the medians are compared.
+Goal: the Tensor RNN at most 1.25x the hand-written numpy time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from autograd import Tensor, stack
+
+from ._common import environment_line, fmt_times, format_table, median, progress
+
+GOAL = 1.25
+
+
+# --- (1) per-op overhead ------------------------------------------------------------------
+def _op_cases(rng):
+    a = rng.standard_normal((4, 4))
+    b = rng.standard_normal((4, 4))
+    v = rng.standard_normal(4)
+    A, B = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    return [
+        ("a + b", lambda: A + B, lambda: np.add(a, b)),
+        ("a * b", lambda: A * B, lambda: np.multiply(a, b)),
+        ("a + v (broadcast)", lambda: A + v, lambda: np.add(a, v)),
+        ("a @ b", lambda: A @ B, lambda: np.matmul(a, b)),
+        ("tanh(a)", lambda: A.tanh(), lambda: np.tanh(a)),
+        ("sigmoid(a)", lambda: A.sigmoid(), lambda: 1 / (1 + np.exp(-a))),
+        ("a.sum(axis=0)", lambda: A.sum(axis=0), lambda: np.sum(a, axis=0)),
+        ("a[1]", lambda: A[1], lambda: a[1]),
+        ("a.reshape(16)", lambda: A.reshape(16), lambda: a.reshape(16)),
+        ("stack([a, b])", lambda: stack([A, B]), lambda: np.stack([a, b])),
+    ]
+
+
+def _per_call(fn, number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def op_overhead(repeats: int, number: int, rng) -> list[list[str]]:
+    rows = []
+    for name, ours, bare in _op_cases(rng):
+        t_ours, t_bare = [], []
+        for _ in range(repeats):
+            t_ours.append(_per_call(ours, number))
+            t_bare.append(_per_call(bare, number))
+        mo, mb = median(t_ours), median(t_bare)
+        rows.append([name, f"{mo * 1e6:.2f}", f"{mb * 1e6:.2f}", f"{(mo - mb) * 1e6:.2f}", fmt_times(mo / mb)])
+    return rows
+
+
+# --- (2) a tanh RNN, forward and backward ------------------------------------------------
+def rnn_problem(T: int, m: int, n_in: int, n_h: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((T, m, n_in))
+    k = 1 / np.sqrt(n_h)
+    W_xh, W_hh, b_h = (rng.uniform(-k, k, s) for s in [(n_in, n_h), (n_h, n_h), (n_h,)])
+    return X, W_xh, W_hh, b_h
+
+
+def rnn_autograd(X, W_xh0, W_hh0, b_h0):
+    """The RNN with Tensor ops; BPTT is loss.backward()."""
+    W_xh = Tensor(W_xh0, requires_grad=True)
+    W_hh = Tensor(W_hh0, requires_grad=True)
+    b_h = Tensor(b_h0, requires_grad=True)
+    x = Tensor(X)
+    h = Tensor(np.zeros((X.shape[1], W_hh0.shape[0])))
+    loss = 0.0
+    for t in range(X.shape[0]):
+        h = (x[t] @ W_xh + h @ W_hh + b_h).tanh()
+        loss = loss + h.sum()
+    loss.backward()
+    return W_xh.grad, W_hh.grad, b_h.grad
+
+
+def rnn_numpy(X, W_xh, W_hh, b_h):
+    """The same RNN in numpy, with the hand-derived BPTT: δ_t = (dL/dh_t) ⊙ (1 - h_t²),
+    dL/dW_hh = Σ_t h_{t-1}ᵀ δ_t, dL/dW_xh = Σ_t x_tᵀ δ_t, dL/db_h = Σ_t Σ_rows δ_t,
+    dL/dh_{t-1} = 1 + δ_t W_hhᵀ."""
+    T, m, _ = X.shape
+    hs = [np.zeros((m, W_hh.shape[0]))]
+    for t in range(T):
+        hs.append(np.tanh(X[t] @ W_xh + hs[-1] @ W_hh + b_h))
+    g_xh, g_hh, g_b = np.zeros_like(W_xh), np.zeros_like(W_hh), np.zeros_like(b_h)
+    dh = np.zeros_like(hs[0])
+    for t in range(T, 0, -1):
+        delta = (dh + 1.0) * (1.0 - hs[t] * hs[t])
+        g_xh += X[t - 1].T @ delta
+        g_hh += hs[t - 1].T @ delta
+        g_b += delta.sum(axis=0)
+        dh = delta @ W_hh.T
+    return g_xh, g_hh, g_b
+
+
+def rnn_comparison(repeats: int, T: int, m: int, n_in: int, n_h: int):
+    problem = rnn_problem(T, m, n_in, n_h)
+    ours, ref = rnn_autograd(*problem), rnn_numpy(*problem)
+    err = max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(ours, ref))
+    times = {"autograd": [], "numpy": []}
+    for r in range(repeats):
+        progress(f"RNN round {r + 1}/{repeats}")
+        order = [("autograd", rnn_autograd), ("numpy", rnn_numpy)]
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            fn(*problem)
+            times[name].append(time.perf_counter() - t0)
+    return median(times["autograd"]), median(times["numpy"]), err
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, a smoke test")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    repeats = 5 if args.quick else args.repeats
+    number = 200 if args.quick else 2000
+    print(environment_line("numpy"))
+    print()
+    rows = op_overhead(repeats, number, np.random.default_rng(0))
+    print(format_table("Per-op time on 4x4 float64 arrays (microseconds, median)",
+                       ["op", "autograd", "numpy", "overhead", "ratio"], rows, args.markdown))
+    print()
+    T, m, n_in, n_h = 100, 32, 16, 128
+    t_ours, t_np, err = rnn_comparison(repeats, T, m, n_in, n_h)
+    ratio = t_ours / t_np
+    title = f"tanh RNN forward + backward, T={T}, batch {m}, {n_in} inputs, {n_h} hidden, float64 (median)"
+    print(format_table(title, ["implementation", "time", "ratio"], [
+        ["autograd (Tensor ops, loss.backward())", f"{t_ours * 1e3:.2f} ms", fmt_times(ratio)],
+        ["numpy, hand-derived BPTT", f"{t_np * 1e3:.2f} ms", "1.00x"],
+    ], args.markdown))
+    print(f"\nlargest relative gradient difference between the two: {err:.1e}")
+    verdict = "PASS" if ratio <= GOAL else "MISS"
+    print(f"goal: autograd at most {GOAL}x the hand-written numpy time -> {ratio:.2f}x {verdict}")
+
+
+if __name__ == "__main__":
+    main()

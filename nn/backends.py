@@ -70,7 +70,10 @@ class ValueBackend:
             raise TypeError("engine='value' got a Tensor; use engine='tensor' for Tensors")
         if isinstance(x, Value):
             return np.array(x, dtype=object)
-        arr = np.asarray(x, dtype=object)
+        arr = np.asarray(x)
+        if arr.dtype != object:  # numbers (bools and ints included) become float constants
+            arr = arr.astype(np.float64)
+        arr = arr.astype(object)
         out = np.empty(arr.shape, dtype=object)
         for index, v in np.ndenumerate(arr):
             out[index] = v if isinstance(v, Value) else Value(v)

@@ -80,9 +80,10 @@ ACTIVATIONS = {
 }
 
 
-def activation(name: str, allowed=None):
-    """The activation called ``name`` (one of ``ACTIVATIONS``, or of ``allowed``)."""
+def activation(name: str, allowed=None, what: str = "activation"):
+    """The activation called ``name`` (one of ``ACTIVATIONS``, or of ``allowed``); ``what``
+    names the argument in the error message."""
     choices = allowed or tuple(ACTIVATIONS)
     if name not in choices:
-        raise ValueError(f"activation must be one of {list(choices)}, got {name!r}")
+        raise ValueError(f"{what} must be one of {list(choices)}, got {name!r}")
     return ACTIVATIONS[name]

@@ -59,6 +59,7 @@ class MLP(Module):
         sizes = list(sizes)
         if not sizes:
             raise ValueError("MLP needs at least one layer size")
+        check_size("n_in", n_in)
         self._act = F.activation(activation)
         self.activation = activation
         rng = init.generator(seed)

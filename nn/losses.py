@@ -25,14 +25,19 @@ __all__ = [
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
-# Probabilities are kept this far from 0 and 1 before their logarithm is taken.
+# Probabilities are kept this far from 0 and 1 before their logarithm is taken (or the
+# dtype's machine epsilon, if larger: 1 - 1e-12 is 1 in float32).
 PROBABILITY_EPS = 1e-12
 
 
-def _target(pred, target, name: str) -> np.ndarray:
+def _no_node_target(target, name: str) -> None:
     if isinstance(target, (Tensor, Value)):
         raise TypeError(f"{name}: the target must be numbers (a numpy array or list), not a {type(target).__name__}")
-    target = np.asarray(target, dtype=np.float64)
+
+
+def _target(pred, target, name: str) -> np.ndarray:
+    _no_node_target(target, name)
+    target = np.asarray(target, dtype=pred.dtype if isinstance(pred, Tensor) else np.float64)
     if target.shape != np.shape(pred):
         raise ValueError(f"{name}: prediction shape {np.shape(pred)} and target shape {target.shape} differ")
     return target
@@ -52,7 +57,7 @@ def _check_pred(pred, name: str):
 def _reduce(losses, reduction: str, name: str, count: int | None = None):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
-    if reduction == "none":
+    if reduction == "none" or isinstance(losses, Value):  # a single loss is its own sum and mean
         return losses
     total = losses.sum()
     if reduction == "sum":
@@ -70,12 +75,15 @@ def mse_loss(pred, target, reduction: str = "mean"):
 def binary_cross_entropy(prob, target, reduction: str = "mean"):
     """-(y log p + (1 - y) log(1 - p)) for probabilities p (e.g. from a sigmoid readout).
 
-    NOTE: p is clipped to [1e-12, 1 - 1e-12] before the logarithms, so p = 0 or 1 gives a
-    finite loss (27.63 for a certain wrong answer) and no gradient through the clipped entry.
+    NOTE: p is clipped to [ε, 1 - ε] before the logarithms, ε = 1e-12 in float64 (the
+    machine epsilon in float32), so p = 0 or 1 gives a finite loss (27.63 for a certain
+    wrong answer in float64) and no gradient through the clipped entry: a saturated wrong
+    answer teaches nothing. Prefer :func:`binary_cross_entropy_with_logits` for training.
     """
     _check_pred(prob, "binary_cross_entropy")
     y = _target(prob, target, "binary_cross_entropy")
-    p = F.clip(prob, PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+    eps = max(PROBABILITY_EPS, float(np.finfo(prob.dtype).eps)) if isinstance(prob, Tensor) else PROBABILITY_EPS
+    p = F.clip(prob, eps, 1.0 - eps)
     losses = -(F.log(p) * y + F.log(1.0 - p) * (1.0 - y))
     return _reduce(losses, reduction, "binary_cross_entropy")
 
@@ -110,6 +118,7 @@ def cross_entropy(logits, target, reduction: str = "mean"):
     shape = np.shape(logits)
     if len(shape) not in (1, 2) or shape[-1] == 0:
         raise ValueError(f"{name}: logits must have shape (N, C) or (C,), got {shape}")
+    _no_node_target(target, name)
     logp = F.log_softmax(logits, axis=-1)
     C = shape[-1]
     t = np.asarray(target)
@@ -129,19 +138,43 @@ def cross_entropy(logits, target, reduction: str = "mean"):
     return _reduce(losses, reduction, name)
 
 
-def sequence_loss(loss_fn, outputs, targets, **kwargs):
-    """L = Σ_t L_t over the first (time) axis, with L_t = ``loss_fn(outputs[t], targets[t])``.
+def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_first: bool = False):
+    """L = Σ_t L_t over the first (time) axis, where L_t is ``loss_fn`` on step t's outputs
+    and targets, reduced over that step's entries by ``reduction`` ("mean" or "sum").
 
     Returns ``(L, per_step)``: ``per_step`` holds L_1..L_T as graph nodes (a length-T Tensor,
     or an object array of Values), each of which can be inspected or differentiated on its
-    own. Each L_t uses the loss's own reduction over the batch (default "mean").
+    own. The per-entry losses of all steps are computed by one call,
+    ``loss_fn(outputs (T*m, ...), targets (T*m, ...), reduction="none")``, so ``loss_fn`` is
+    any loss of this module (or one with the same signature). With ``batch_first``, outputs
+    and targets are (m, T, ...), as a ``batch_first`` model returns them.
     """
-    T = np.shape(outputs)[0] if np.ndim(outputs) else 0
-    if T == 0 or len(targets) != T:
-        raise ValueError(f"sequence_loss: outputs have {T} time steps, targets {len(targets)}")
-    steps = [loss_fn(outputs[t], np.asarray(targets)[t], **kwargs) for t in range(T)]
-    if isinstance(steps[0], Tensor):
-        per_step = stack(steps, 0)
-    else:
-        per_step = np.array(steps, dtype=object)
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    _no_node_target(targets, "sequence_loss")
+    targets = np.asarray(targets)
+    if batch_first:
+        if np.ndim(outputs) < 2 or targets.ndim < 2:
+            raise ValueError(f"sequence_loss: with batch_first, outputs and targets must be (m, T, ...), "
+                             f"got {np.shape(outputs)} and {targets.shape}")
+        outputs, targets = _swap01(outputs), np.swapaxes(targets, 0, 1)
+    shape = np.shape(outputs)
+    if len(shape) < 2 or shape[0] == 0:
+        raise ValueError(f"sequence_loss: outputs must have shape (T, m, ...) with T >= 1, got {shape}")
+    if targets.shape[:2] != shape[:2]:
+        raise ValueError(f"sequence_loss: outputs have shape {shape} (T, m, ...), targets {targets.shape}; "
+                         "the first two axes (time, batch) must match")
+    if targets.shape not in (shape, shape[:-1]):
+        raise ValueError(f"sequence_loss: outputs have shape {shape}, targets {targets.shape}; expected targets "
+                         f"of shape {shape} (values) or {shape[:-1]} (class indices)")
+    T, m = shape[:2]
+    flat = outputs.reshape(T * m, *shape[2:])
+    losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")
+    per_step = losses.reshape(T, -1).sum(axis=1)
+    if reduction == "mean":
+        per_step = per_step * (1.0 / (np.size(losses) // T))
     return per_step.sum(), per_step
+
+
+def _swap01(x):
+    return np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) else x.transpose(1, 0, *range(2, x.ndim))

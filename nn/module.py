@@ -32,8 +32,15 @@ class Module:
             init(self, *args, **kw)
             if type(self).__init__ is __init__:  # the outermost constructor has finished
                 self._relabel()
+                object.__setattr__(self, "_built", True)
 
         cls.__init__ = __init__
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        # a submodule or parameter attached after construction gets its full names too
+        if self.__dict__.get("_built") and (isinstance(value, Module) or backends.is_parameter(value)):
+            self._relabel()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -49,20 +56,34 @@ class Module:
                 continue
             yield from _flatten(name, value)
 
-    def named_modules(self, prefix: str = ""):
-        """(name, module) for this module and every submodule, depth first."""
+    def named_modules(self, prefix: str = "", _seen=None):
+        """(name, module) for this module and every submodule, depth first; a module
+        reachable by several paths is listed once, under the first."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, value in self._children():
             if isinstance(value, Module):
-                yield from value.named_modules(f"{prefix}{name}.")
+                yield from value.named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
-    def named_parameters(self, prefix: str = ""):
-        """(name, parameter) for every parameter, in definition order."""
+    def named_parameters(self):
+        """(name, parameter) for every parameter, in definition order. A parameter (or a
+        module) reachable by several paths, as with tied weights, is listed once, under
+        its first name."""
+        yield from self._named_parameters("", set())
+
+    def _named_parameters(self, prefix: str, seen: set):
+        seen.add(id(self))
         for name, value in self._children():
+            full = prefix + name
             if isinstance(value, Module):
-                yield from value.named_parameters(f"{prefix}{name}.")
-            elif backends.is_parameter(value):
-                yield prefix + name, value
+                if id(value) not in seen:
+                    yield from value._named_parameters(full + ".", seen)
+            elif backends.is_parameter(value) and id(value) not in seen:
+                seen.add(id(value))
+                yield full, value
 
     def parameters(self) -> list:
         """Every parameter: Tensors (``engine="tensor"``) or object arrays of Values."""

@@ -11,12 +11,17 @@ import math
 
 import numpy as np
 
+from autograd import Tensor
+
 from . import backends
 
 __all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm_", "clip_grad_value_"]
 
 
 def _param_list(params, who: str) -> list:
+    if backends.is_parameter(params) or isinstance(params, np.ndarray):
+        raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), got a single "
+                        f"{type(params).__name__}; wrap it in a list")
     params = list(params)
     if not params:
         raise ValueError(f"{who}: got an empty parameter list")
@@ -24,6 +29,8 @@ def _param_list(params, who: str) -> list:
         if not backends.is_parameter(p):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
+        if isinstance(p, Tensor) and p._prev:
+            raise TypeError(f"{who}: parameter {i} is the result of an op ('{p.op}'), not a leaf tensor")
     return params
 
 
@@ -85,19 +92,22 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
-        self.betas, self.eps = (float(b1), float(b2)), float(eps)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
+        if not eps >= 0:
+            raise ValueError(f"Adam: eps must be >= 0, got {eps!r}")
+        self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
         self.m: dict[int, np.ndarray] = {}
         self.v: dict[int, np.ndarray] = {}
+        self.t: dict[int, int] = {}  # steps taken by each parameter, for its bias correction
 
     def _update(self, i, x, g):
         b1, b2 = self.betas
+        t = self.t[i] = self.t.get(i, 0) + 1
         m = self.m[i] = b1 * self.m.get(i, 0.0) + (1 - b1) * g
         v = self.v[i] = b2 * self.v.get(i, 0.0) + (1 - b2) * g * g
-        m_hat = m / (1 - b1**self.steps)
-        v_hat = v / (1 - b2**self.steps)
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
         return x - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
@@ -113,7 +123,14 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm!r}")
     grads = [backends.grad(p) for p in params]
-    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+    # scaled by the largest entry, so that squaring huge (finite) gradients cannot overflow
+    big = max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+    if big == 0.0 or not math.isfinite(big):
+        total = big
+    else:
+        total = big * math.sqrt(sum(float(np.sum((g / big) ** 2)) for g in grads))
+    if any(not np.isfinite(g).all() for g in grads):
+        total = float("nan") if any(np.isnan(g).any() for g in grads) else float("inf")
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for p, g in zip(params, grads):

@@ -48,7 +48,7 @@ class RNNCell(Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.nonlinearity = nonlinearity
-        self._f = F.activation(nonlinearity, NONLINEARITIES)
+        self._f = F.activation(nonlinearity, NONLINEARITIES, "nonlinearity")
         self._backend = backend(engine)
         self.engine = self._backend.name
         rng = init.generator(seed)
@@ -119,28 +119,18 @@ class RNN(Module):
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
                 f"batch_first={self.batch_first}, engine={self.engine!r}")
 
-    def _layer_error(self, what: str, expected: str, shape) -> ValueError:
-        return ValueError(f"{type(self).__name__}({self.extra_repr()}): {what} must have shape {expected}, "
-                          f"got {tuple(shape)}")
-
     def forward(self, x, h0=None):
         be = self._backend
         x = be.constant(x)
-        order = "(m, T, input_size)" if self.batch_first else "(T, m, input_size)"
-        shape = np.shape(x)
-        if len(shape) != 3 or shape[2] != self.input_size:
-            raise self._layer_error("the input", order.replace("input_size", str(self.input_size)), shape)
+        check_sequence(self, x, self.input_size, self.batch_first)
         if self.batch_first:
             x = _swap01(x)
         T, m = np.shape(x)[:2]
-        if T == 0:
-            raise ValueError(f"{type(self).__name__}: the input sequence is empty (T = 0)")
-        if m == 0:
-            raise ValueError(f"{type(self).__name__}: the batch is empty (m = 0)")
         if h0 is not None:
             h0 = be.constant(h0)
             if np.shape(h0) != (self.num_layers, m, self.hidden_size):
-                raise self._layer_error("h0", f"({self.num_layers}, {m}, {self.hidden_size})", np.shape(h0))
+                raise ValueError(f"{type(self).__name__}({self.extra_repr()}): h0 must have shape "
+                                 f"({self.num_layers}, {m}, {self.hidden_size}), got {np.shape(h0)}")
 
         layer_input, last = x, []
         for l, cell in enumerate(self.cells):
@@ -196,7 +186,7 @@ class RNNModel(Module):
         self.mode, self.steps = mode, steps
         self.output_size = check_size("output_size", output_size)
         self.output_activation = output_activation
-        self._f2 = F.activation(output_activation, self.OUTPUTS)
+        self._f2 = F.activation(output_activation, self.OUTPUTS, "output_activation")
         self._backend = backend(engine)
         self.engine = self._backend.name
         self.batch_first = bool(batch_first)
@@ -222,11 +212,10 @@ class RNNModel(Module):
                                  f"vector per sequence, shape (m, {self.rnn.input_size}) with m >= 1, got {shape}")
             rest = be.zeros((self.steps - 1, shape[0], shape[1]))
             x = be.concat([x.reshape(1, *shape), rest], 0) if self.steps > 1 else x.reshape(1, *shape)
-        elif self.batch_first:
-            if np.ndim(x) != 3:
-                raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected input of shape "
-                                 f"(m, T, {self.rnn.input_size}), got {np.shape(x)}")
-            x = _swap01(x)
+        else:
+            check_sequence(self, x, self.rnn.input_size, self.batch_first)
+            if self.batch_first:
+                x = _swap01(x)
         states, h_n = self.rnn(x, h0)
         if self.mode == "many_to_one":
             with scope("readout"):
@@ -252,6 +241,21 @@ class RNNModel(Module):
             with scope("readout"), scope(f"t={t + 1}"):
                 ys.append(self._readout(states[t]))
         return be.stack(ys, 0)
+
+
+def check_sequence(module, x, input_size: int, batch_first: bool) -> None:
+    """A clear error, naming ``module`` and the shape given, unless ``x`` is a non-empty
+    (T, m, input_size) sequence ((m, T, input_size) if ``batch_first``)."""
+    shape = np.shape(x)
+    order = "(m, T, {})" if batch_first else "(T, m, {})"
+    where = f"{type(module).__name__}({module.extra_repr()})"
+    if len(shape) != 3 or shape[2] != input_size:
+        raise ValueError(f"{where}: the input must have shape {order.format(input_size)}, got {shape}")
+    T, m = (shape[1], shape[0]) if batch_first else shape[:2]
+    if T == 0:
+        raise ValueError(f"{where}: the input sequence is empty (T = 0), shape {shape}")
+    if m == 0:
+        raise ValueError(f"{where}: the batch is empty (m = 0), shape {shape}")
 
 
 def _swap01(x):

@@ -27,7 +27,9 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     at most ``k`` steps; with ``k >= T`` it is exactly full BPTT. ``model`` is any module
     called as ``model(x, h0) -> (y, h_n)`` (``nn.RNN``, ``nn.RNNModel`` in "many_to_many"
     mode); ``x`` and ``target`` are split along the time axis (axis 1 if the model is
-    ``batch_first``, else axis 0). ``on_chunk(i, loss, model)``, if given, is called after
+    ``batch_first``, else axis 0), and ``loss_fn`` receives them in the model's layout (pass
+    ``batch_first=True`` to :func:`nn.sequence_loss` for a batch-first model).
+    ``on_chunk(i, loss, model)``, with i counting chunks from 0, if given, is called after
     each backward, before clipping and the step.
 
     Returns the chunk losses. A non-finite loss stops training *before* it updates any
@@ -52,7 +54,8 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         if not math.isfinite(value):
             last = f"{losses[-1]:.6g}" if losses else "none (it was the first chunk)"
             raise FloatingPointError(
-                f"train_truncated: the loss of chunk {i} (time steps {steps.start + 1}..{steps.stop}) is "
+                f"train_truncated: the loss of chunk {i + 1} of {-(-T // k)} (time steps "
+                f"{steps.start + 1}..{steps.stop}) is "
                 f"{value}; stopped before updating the parameters. Last finite loss: {last}"
             )
         optimizer.zero_grad()

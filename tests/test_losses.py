@@ -1,0 +1,426 @@
+"""Losses on both engines: values and gradients against closed forms and finite differences,
+the three reductions, numerical safety at the edges, sequence losses and bad input."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+import nn
+from autograd import Tensor, Value, detect_anomaly, gradcheck
+from nn import backends
+from nn.backends import ValueBackend
+
+ENGINES = ("tensor", "value")
+
+
+def leaf(a, engine):
+    """``a`` as differentiable leaves: one Tensor, or an object array of Values."""
+    a = np.asarray(a, dtype=np.float64)
+    return Tensor(a, requires_grad=True) if engine == "tensor" else ValueBackend.constant(a)
+
+
+def number(loss) -> float:
+    return float(np.asarray(backends.data(loss)).reshape(()))
+
+
+def backprop(loss) -> None:
+    """Backward from a scalar loss, or from the sum of a "none" loss."""
+    (loss if isinstance(loss, (Tensor, Value)) and np.size(backends.data(loss)) == 1 else loss.sum()).backward()
+
+
+def sigmoid(z):
+    return np.array([1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v)) for v in np.ravel(z)])
+
+
+def log_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def value_gradcheck(loss_fn, a, *args, **kw):
+    """gradcheck of ``loss_fn`` on Value leaves arranged like ``a``."""
+    a = np.asarray(a, dtype=np.float64)
+    leaves = [Value(x) for x in a.ravel()]
+    return gradcheck(lambda *vs: loss_fn(np.array(vs, dtype=object).reshape(a.shape), *args, **kw), leaves)
+
+
+# --- mse_loss -----------------------------------------------------------------------------
+
+PRED = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -0.25]])
+TARGET = np.array([[1.0, -1.0, 0.0], [2.5, 0.5, 0.75]])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("reduction, scale", [("mean", 1 / 6), ("sum", 1.0), ("none", 1.0)])
+def test_mse_loss_values_and_gradients(engine, reduction, scale):
+    p = leaf(PRED, engine)
+    loss = nn.mse_loss(p, TARGET, reduction=reduction)
+    squares = (PRED - TARGET) ** 2
+    if reduction == "none":
+        np.testing.assert_allclose(backends.data(loss), squares, rtol=1e-15)
+    else:
+        assert number(loss) == pytest.approx(squares.sum() * scale, rel=1e-15)
+    backprop(loss)
+    np.testing.assert_allclose(backends.grad(p), 2 * (PRED - TARGET) * scale, rtol=1e-15)
+
+
+def test_mse_loss_gradcheck():
+    gradcheck(lambda p: nn.mse_loss(p, TARGET), [Tensor(PRED, requires_grad=True)])
+    gradcheck(lambda p: nn.mse_loss(p, TARGET, reduction="none"), [Tensor(PRED, requires_grad=True)])
+    value_gradcheck(nn.mse_loss, PRED, TARGET, reduction="sum")
+
+
+# --- binary_cross_entropy -----------------------------------------------------------------
+
+PROB = np.array([0.2, 0.7, 0.9, 0.5])
+LABEL = np.array([0.0, 1.0, 1.0, 0.3])  # the last one a soft label
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("reduction, scale", [("mean", 1 / 4), ("sum", 1.0), ("none", 1.0)])
+def test_binary_cross_entropy_values_and_gradients(engine, reduction, scale):
+    p = leaf(PROB, engine)
+    loss = nn.binary_cross_entropy(p, LABEL, reduction=reduction)
+    per_entry = -(LABEL * np.log(PROB) + (1 - LABEL) * np.log(1 - PROB))
+    if reduction == "none":
+        np.testing.assert_allclose(backends.data(loss), per_entry, rtol=1e-14)
+    else:
+        assert number(loss) == pytest.approx(per_entry.sum() * scale, rel=1e-14)
+    backprop(loss)
+    # d/dp of -(y log p + (1 - y) log(1 - p)) = (p - y) / (p (1 - p))
+    np.testing.assert_allclose(backends.grad(p), (PROB - LABEL) / (PROB * (1 - PROB)) * scale, rtol=1e-12)
+
+
+def test_binary_cross_entropy_gradcheck():
+    gradcheck(lambda p: nn.binary_cross_entropy(p, LABEL), [Tensor(PROB, requires_grad=True)])
+    value_gradcheck(nn.binary_cross_entropy, PROB, LABEL)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_binary_cross_entropy_is_finite_at_zero_and_one(engine):
+    # Certain and wrong, certain and right, on both sides.
+    p = leaf([0.0, 1.0, 0.0, 1.0], engine)
+    with detect_anomaly():  # no op on the way may produce inf or nan
+        loss = nn.binary_cross_entropy(p, [1.0, 0.0, 0.0, 1.0], reduction="none")
+        backprop(loss)
+    per_entry = np.asarray(backends.data(loss))
+    wrong = -math.log(1e-12)  # 27.631...: the documented cost of a certain wrong answer
+    assert wrong == pytest.approx(27.631021115928547, rel=1e-15)
+    np.testing.assert_allclose(per_entry[:2], wrong, rtol=1e-5)
+    assert np.all((0 <= per_entry[2:]) & (per_entry[2:] < 1e-11))
+    # The clipped entries pass no gradient (and no nan).
+    np.testing.assert_array_equal(backends.grad(p), 0.0)
+
+
+def test_binary_cross_entropy_of_one_certain_wrong_answer_is_log_1e12():
+    p = Tensor([0.0], requires_grad=True)
+    assert nn.binary_cross_entropy(p, [1.0]).item() == pytest.approx(-math.log(1e-12), rel=1e-15)
+
+
+def test_binary_cross_entropy_in_float32_is_finite_at_one():
+    # 1 - 1e-12 rounds to 1 in float32, so the clip alone does not keep log(1 - p) finite.
+    p = Tensor(np.array([1.0, 0.0], dtype=np.float32), requires_grad=True)
+    loss = nn.binary_cross_entropy(p, [0.0, 1.0])
+    assert np.isfinite(loss.item()) and loss.item() > 15.0  # a certain wrong answer costs at least -log(1e-7)
+
+
+# --- binary_cross_entropy_with_logits ------------------------------------------------------
+
+LOGITS = np.array([-1000.0, 1000.0, 0.0, 0.0, 2.5, -0.75, 1000.0])
+BINARY = np.array([1.0, 0.0, 1.0, 0.0, 0.3, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("reduction, scale", [("mean", 1 / 7), ("sum", 1.0), ("none", 1.0)])
+def test_bce_with_logits_values_and_gradients(engine, reduction, scale):
+    z = leaf(LOGITS, engine)
+    loss = nn.binary_cross_entropy_with_logits(z, BINARY, reduction=reduction)
+    per_entry = np.logaddexp(0.0, LOGITS) - BINARY * LOGITS  # log(1 + e^z) - y z
+    if reduction == "none":
+        np.testing.assert_allclose(backends.data(loss), per_entry, rtol=1e-14, atol=1e-15)
+    else:
+        assert number(loss) == pytest.approx(per_entry.sum() * scale, rel=1e-14)
+    backprop(loss)
+    g = backends.grad(z)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, (sigmoid(LOGITS) - BINARY) * scale, rtol=1e-14, atol=1e-17)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bce_with_logits_gradient_at_zero_is_exact(engine):
+    z = leaf([0.0, 0.0], engine)
+    loss = nn.binary_cross_entropy_with_logits(z, [1.0, 0.0])
+    assert number(loss) == math.log(2)
+    backprop(loss)
+    np.testing.assert_array_equal(backends.grad(z), [-0.25, 0.25])  # (1/2 - y) / 2
+
+
+def test_bce_with_logits_agrees_with_bce_of_sigmoid():
+    z = np.array([[-3.0, 0.5], [1.5, 4.0]])
+    y = np.array([[0.0, 1.0], [0.25, 1.0]])
+    a, b = Tensor(z, requires_grad=True), Tensor(z, requires_grad=True)
+    la = nn.binary_cross_entropy_with_logits(a, y)
+    lb = nn.binary_cross_entropy(b.sigmoid(), y)
+    assert la.item() == pytest.approx(lb.item(), rel=1e-12)
+    la.backward()
+    lb.backward()
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10)
+
+
+def test_bce_with_logits_gradcheck():
+    z = np.array([-2.0, 0.0, 0.3, 5.0])
+    gradcheck(lambda t: nn.binary_cross_entropy_with_logits(t, BINARY[2:6]), [Tensor(z, requires_grad=True)])
+    value_gradcheck(nn.binary_cross_entropy_with_logits, z, BINARY[2:6])
+
+
+# --- cross_entropy ------------------------------------------------------------------------
+
+Z = np.array([[1.0, -0.5, 2.0, 0.25], [0.0, 3.0, -1.0, 1.5], [-2.0, 0.5, 0.5, 4.0]])
+CLASSES = np.array([0, 3, 1])
+ONE_HOT = np.eye(4)[CLASSES]
+SOFT = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.5, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25]])
+
+
+def softmax(z):
+    return np.exp(log_softmax(z))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("target", ["indices", "one-hot", "one-hot int", "soft"])
+@pytest.mark.parametrize("reduction, scale", [("mean", 1 / 3), ("sum", 1.0), ("none", 1.0)])
+def test_cross_entropy_values_and_gradients(engine, target, reduction, scale):
+    y = {"indices": ONE_HOT, "one-hot": ONE_HOT, "one-hot int": ONE_HOT, "soft": SOFT}[target]
+    given = {"indices": CLASSES, "one-hot": ONE_HOT, "one-hot int": ONE_HOT.astype(int), "soft": SOFT}[target]
+    z = leaf(Z, engine)
+    loss = nn.cross_entropy(z, given, reduction=reduction)
+    per_sample = -(y * log_softmax(Z)).sum(axis=1)
+    if reduction == "none":
+        np.testing.assert_allclose(backends.data(loss), per_sample, rtol=1e-14)
+    else:
+        assert number(loss) == pytest.approx(per_sample.sum() * scale, rel=1e-14)
+    backprop(loss)
+    # Each target row sums to 1, so the gradient is (softmax(z) - y) / N.
+    np.testing.assert_allclose(backends.grad(z), (softmax(Z) - y) * scale, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cross_entropy_one_hot_equals_indices(engine):
+    a, b = leaf(Z, engine), leaf(Z, engine)
+    la, lb = nn.cross_entropy(a, CLASSES), nn.cross_entropy(b, ONE_HOT)
+    assert number(la) == pytest.approx(number(lb), rel=1e-15)
+    backprop(la)
+    backprop(lb)
+    np.testing.assert_allclose(backends.grad(a), backends.grad(b), rtol=1e-15, atol=1e-17)
+
+
+def test_cross_entropy_gradcheck():
+    for target in (CLASSES, SOFT):
+        gradcheck(lambda z, t=target: nn.cross_entropy(z, t), [Tensor(Z, requires_grad=True)])
+        gradcheck(lambda z, t=target: nn.cross_entropy(z, t, reduction="none"), [Tensor(Z, requires_grad=True)])
+        value_gradcheck(nn.cross_entropy, Z[:2], target[:2])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cross_entropy_huge_logits_are_stable(engine):
+    z = leaf([[1000.0, 0.0, -1000.0], [-1000.0, 1000.0, 0.0]], engine)
+    loss = nn.cross_entropy(z, [2, 1])
+    assert number(loss) == 1000.0  # (2000 + 0) / 2
+    backprop(loss)
+    # softmax rows are (1, 0, 0) and (0, 1, 0) to double precision
+    np.testing.assert_allclose(backends.grad(z), [[0.5, 0.0, -0.5], [0.0, 0.0, 0.0]], atol=1e-300)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("target", [2, np.int64(2), np.array(2), np.eye(4)[2]], ids=["int", "int64", "0-d", "one-hot"])
+def test_cross_entropy_of_one_sample_with_1d_logits(engine, target):
+    z = leaf(Z[0], engine)
+    loss = nn.cross_entropy(z, target)
+    assert number(loss) == pytest.approx(-log_softmax(Z[0])[2], rel=1e-14)
+    backprop(loss)
+    np.testing.assert_allclose(backends.grad(z), softmax(Z[0]) - np.eye(4)[2], rtol=1e-12, atol=1e-16)
+
+
+# --- a single Value as the prediction -----------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("loss_fn, x, y, value, grad", [
+    (nn.mse_loss, 2.0, 0.5, 2.25, 3.0),
+    (nn.binary_cross_entropy, 0.8, 1.0, -math.log(0.8), -1 / 0.8),
+    (nn.binary_cross_entropy_with_logits, 0.0, 1.0, math.log(2), -0.5),
+], ids=["mse", "bce", "bce_with_logits"])
+def test_loss_of_a_single_value(loss_fn, x, y, value, grad, reduction):
+    v = Value(x)
+    loss = loss_fn(v, y, reduction=reduction)
+    assert isinstance(loss, Value)
+    assert loss.data == pytest.approx(value, rel=1e-14)
+    loss.backward()
+    assert v.grad == pytest.approx(grad, rel=1e-14)
+
+
+# --- sequence_loss ------------------------------------------------------------------------
+
+SEQ_OUT = np.array([[[0.5, 1.0], [-1.0, 2.0]], [[0.0, 0.25], [1.5, -0.5]], [[2.0, 2.0], [0.0, 1.0]]])  # (T, m, d)
+SEQ_TARGET = np.array([[[1.0, 1.0], [0.0, 0.0]], [[0.5, 0.5], [1.0, 1.0]], [[0.0, 2.0], [0.0, -1.0]]])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sequence_loss_is_the_sum_of_step_losses(engine):
+    out = leaf(SEQ_OUT, engine)
+    L, per_step = nn.sequence_loss(nn.mse_loss, out, SEQ_TARGET)
+    steps = ((SEQ_OUT - SEQ_TARGET) ** 2).mean(axis=(1, 2))
+    assert np.shape(per_step) == (3,)
+    np.testing.assert_allclose(backends.data(per_step), steps, rtol=1e-15)
+    for t in range(3):  # each entry is the loss of that step computed alone
+        alone = nn.mse_loss(leaf(SEQ_OUT[t], engine), SEQ_TARGET[t])
+        assert number(per_step[t]) == pytest.approx(number(alone), rel=1e-15)
+    assert number(L) == pytest.approx(steps.sum(), rel=1e-15)
+    L.backward()
+    np.testing.assert_allclose(backends.grad(out), 2 * (SEQ_OUT - SEQ_TARGET) / 4, rtol=1e-15)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sequence_loss_steps_can_be_differentiated_alone(engine):
+    out = leaf(SEQ_OUT, engine)
+    _, per_step = nn.sequence_loss(nn.mse_loss, out, SEQ_TARGET)
+    per_step[1].backward()
+    expected = np.zeros_like(SEQ_OUT)
+    expected[1] = 2 * (SEQ_OUT[1] - SEQ_TARGET[1]) / 4
+    np.testing.assert_allclose(backends.grad(out), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sequence_loss_with_class_targets_and_a_reduction(engine):
+    logits = np.stack([Z[:2], Z[1:]])  # (T=2, m=2, C=4)
+    classes = np.array([[0, 3], [3, 1]])
+    out = leaf(logits, engine)
+    L, per_step = nn.sequence_loss(nn.cross_entropy, out, classes, reduction="sum")
+    steps = [-(log_softmax(logits[t])[[0, 1], classes[t]]).sum() for t in range(2)]
+    np.testing.assert_allclose(backends.data(per_step), steps, rtol=1e-14)
+    assert number(L) == pytest.approx(sum(steps), rel=1e-14)
+    L.backward()
+    np.testing.assert_allclose(backends.grad(out), softmax(logits) - np.eye(4)[classes], rtol=1e-12, atol=1e-15)
+
+
+def test_sequence_loss_gradcheck():
+    gradcheck(lambda o: nn.sequence_loss(nn.mse_loss, o, SEQ_TARGET)[0], [Tensor(SEQ_OUT, requires_grad=True)])
+    gradcheck(lambda o: nn.sequence_loss(nn.mse_loss, o, SEQ_TARGET)[1], [Tensor(SEQ_OUT, requires_grad=True)])
+
+
+def test_sequence_loss_mean_and_sum_per_step():
+    out = leaf(SEQ_OUT, "tensor")
+    _, mean = nn.sequence_loss(nn.mse_loss, out, SEQ_TARGET)
+    _, total = nn.sequence_loss(nn.mse_loss, out, SEQ_TARGET, reduction="sum")
+    np.testing.assert_allclose(total.data, ((SEQ_OUT - SEQ_TARGET) ** 2).sum(axis=(1, 2)), rtol=1e-15)
+    np.testing.assert_allclose(mean.data, total.data / 4, rtol=1e-15)
+
+
+@pytest.mark.parametrize("targets, message", [
+    (SEQ_TARGET[:2], r"outputs have shape \(3, 2, 2\) \(T, m, ...\), targets \(2, 2, 2\)"),
+    (SEQ_TARGET[:, :1], r"outputs have shape \(3, 2, 2\) \(T, m, ...\), targets \(3, 1, 2\)"),
+])
+def test_sequence_loss_time_and_batch_must_match(targets, message):
+    with pytest.raises(ValueError, match=message):
+        nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), targets)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 2), (3,)])
+def test_sequence_loss_needs_time_and_batch_axes(shape):
+    message = r"outputs must have shape \(T, m, ...\) with T >= 1, got " + re.escape(str(shape))
+    with pytest.raises(ValueError, match=message):
+        nn.sequence_loss(nn.mse_loss, Tensor(np.ones(shape), requires_grad=True), np.ones(shape))
+
+
+def test_sequence_loss_reduction():
+    with pytest.raises(ValueError, match="sequence_loss: reduction must be 'mean' or 'sum', got 'none'"):
+        nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, reduction="none")
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+ELEMENTWISE = [nn.mse_loss, nn.binary_cross_entropy, nn.binary_cross_entropy_with_logits]
+ALL_LOSSES = [*ELEMENTWISE, nn.cross_entropy]
+
+
+@pytest.mark.parametrize("loss_fn", ELEMENTWISE, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_mismatched_shapes_name_both(loss_fn, engine):
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 3\) and target shape \(3, 2\)"):
+        loss_fn(leaf(np.full((2, 3), 0.5), engine), np.full((3, 2), 0.5))
+
+
+@pytest.mark.parametrize("loss_fn", ELEMENTWISE, ids=lambda f: f.__name__)
+def test_broadcastable_target_is_not_silently_broadcast(loss_fn):
+    with pytest.raises(ValueError, match=r"\(3,\) and target shape \(3, 1\)"):
+        loss_fn(Tensor([0.5, 0.5, 0.5], requires_grad=True), np.full((3, 1), 0.5))
+
+
+@pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=lambda f: f.__name__)
+def test_invalid_reduction(loss_fn):
+    target = [0, 1] if loss_fn is nn.cross_entropy else np.full((2, 2), 0.5)
+    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'sum', 'none'\], got 'avg'"):
+        loss_fn(Tensor(np.full((2, 2), 0.5), requires_grad=True), target, reduction="avg")
+
+
+@pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=lambda f: f.__name__)
+def test_empty_prediction(loss_fn):
+    with pytest.raises(ValueError, match=r"empty \(shape \(0, 3\)\)"):
+        loss_fn(Tensor(np.zeros((0, 3)), requires_grad=True), np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=lambda f: f.__name__)
+def test_plain_numpy_prediction(loss_fn):
+    with pytest.raises(TypeError, match="plain numpy array"):
+        loss_fn(np.full((2, 2), 0.5), np.full((2, 2), 0.5))
+
+
+@pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=lambda f: f.__name__)
+def test_prediction_of_the_wrong_type(loss_fn):
+    with pytest.raises(TypeError, match="got list"):
+        loss_fn([[0.5, 0.5]], [[0.5, 0.5]])
+
+
+@pytest.mark.parametrize("loss_fn", ELEMENTWISE, ids=lambda f: f.__name__)
+def test_target_given_as_a_tensor(loss_fn):
+    with pytest.raises(TypeError, match="not a Tensor"):
+        loss_fn(Tensor([0.5, 0.5], requires_grad=True), Tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("target", [Tensor([0, 1]), Tensor(ONE_HOT[:2])], ids=["indices", "one-hot"])
+def test_cross_entropy_target_given_as_a_tensor_is_named(target):
+    # Same rule as the other losses: targets are numbers, and the error says a Tensor was given.
+    with pytest.raises(TypeError, match="Tensor"):
+        nn.cross_entropy(Tensor(Z[:2], requires_grad=True), target)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", [4, -1])
+def test_cross_entropy_class_index_out_of_range(engine, bad):
+    with pytest.raises(ValueError, match=rf"class index {bad} is out of range for 4 classes \(expected 0\.\.3\)"):
+        nn.cross_entropy(leaf(Z, engine), [0, bad, 1])
+
+
+def test_cross_entropy_class_index_out_of_range_for_1d_logits():
+    with pytest.raises(ValueError, match=r"class index 4 is out of range for 4 classes"):
+        nn.cross_entropy(Tensor(Z[0], requires_grad=True), 4)
+
+
+@pytest.mark.parametrize("target, dtype, shape", [
+    ([0.0, 3.0, 1.0], "float64", r"\(3,\)"),       # class indices as floats
+    ([0, 3], "int64", r"\(2,\)"),                   # one index short
+    (np.eye(3)[[0, 1, 2]], "float64", r"\(3, 3\)"),  # one-hot rows of the wrong width
+    ([["a", "b", "c", "d"]] * 3, "<U1", r"\(3, 4\)"),
+])
+def test_cross_entropy_wrong_target_dtype_or_shape(target, dtype, shape):
+    with pytest.raises(ValueError, match=rf"integer class indices of shape \(3,\) or one-hot/probability rows of "
+                                         rf"shape \(3, 4\); got dtype {dtype}, shape {shape}"):
+        nn.cross_entropy(Tensor(Z, requires_grad=True), target)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 3), (), (2, 0)])
+def test_cross_entropy_logits_shape(shape):
+    with pytest.raises(ValueError, match="cross_entropy"):
+        nn.cross_entropy(Tensor(np.ones(shape), requires_grad=True), np.zeros(shape[:-1], dtype=int))

@@ -1,0 +1,419 @@
+"""Optimizers and gradient clipping on every kind of parameter (a Tensor, an object array of
+Values, a single Value), against the update formulas worked out by hand in numpy."""
+
+import math
+
+import numpy as np
+import pytest
+
+import nn
+from autograd import Tensor, Value
+from nn import backends
+from nn.backends import ValueBackend
+from nn.optim import SGD, Adam
+
+KINDS = ("tensor", "values", "value")
+X0 = np.array([1.0, -2.0, 0.5])
+G = np.array([0.5, -2.0, 0.0])
+
+
+def parameter(x, kind):
+    """A parameter holding ``x``: a Tensor, an object array of Values, or one Value (x scalar)."""
+    x = np.asarray(x, dtype=np.float64)
+    if kind == "tensor":
+        return Tensor(x, requires_grad=True, label="w")
+    if kind == "values":
+        return ValueBackend.parameter(x, "w")
+    return Value(float(x[0]) if x.ndim else float(x), label="w")
+
+
+def start(kind, x=X0):
+    """The parameter and its starting numbers (a single Value takes the first entry)."""
+    x = np.asarray(x, dtype=np.float64)
+    if kind == "value":
+        x = x.ravel()[:1].reshape(())
+    return parameter(x, kind), x
+
+
+def fixed(a, x):
+    """``a`` cut to the shape of ``x`` (the first entry for a single Value)."""
+    return np.asarray(a, dtype=np.float64).ravel()[: max(x.size, 1)].reshape(x.shape)
+
+
+# --- SGD ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sgd_plain(kind):
+    p, x = start(kind)
+    g = fixed(G, x)
+    opt = SGD([p], lr=0.1)
+    for _ in range(3):
+        backends.set_grad(p, g)
+        opt.step()
+        x = x - 0.1 * g
+        np.testing.assert_allclose(backends.data(p), x, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sgd_momentum_first_step_uses_the_gradient_then_accumulates(kind):
+    p, x0 = start(kind)
+    g = fixed(G, x0)
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    # v1 = g, v2 = 0.9 g + g = 1.9 g, v3 = 0.9 * 1.9 g + g = 2.71 g
+    for total in (1.0, 2.9, 5.61):
+        backends.set_grad(p, g)
+        opt.step()
+        np.testing.assert_allclose(backends.data(p), x0 - 0.1 * total * g, rtol=1e-14)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sgd_weight_decay(kind):
+    p, x = start(kind)
+    g = fixed(G, x)
+    opt = SGD([p], lr=0.1, weight_decay=0.01)
+    for _ in range(2):
+        backends.set_grad(p, g)
+        opt.step()
+        x = x - 0.1 * (g + 0.01 * x)
+        np.testing.assert_allclose(backends.data(p), x, rtol=1e-15)
+
+
+def test_sgd_momentum_with_weight_decay_and_changing_gradients():
+    p = parameter(X0, "tensor")
+    opt = SGD([p], lr=0.05, momentum=0.5, weight_decay=0.1)
+    grads = [np.array([1.0, 2.0, -1.0]), np.array([0.5, -1.0, 0.0]), np.array([-2.0, 0.25, 3.0])]
+    x, v = X0.copy(), None
+    for g in grads:
+        backends.set_grad(p, g)
+        opt.step()
+        d = g + 0.1 * x
+        v = d if v is None else 0.5 * v + d
+        x = x - 0.05 * v
+        np.testing.assert_allclose(p.data, x, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+def test_sgd_minimises_a_quadratic(kind):
+    # f(w) = Σ a_i (w_i - c_i)²: each step multiplies w - c by (1 - 2 a lr).
+    a, c, lr = np.array([1.0, 3.0]), np.array([2.0, -1.0]), 0.1
+    w0 = np.array([-1.0, 4.0])
+    w = parameter(w0, kind)
+    opt = SGD([w], lr=lr)
+    for step in range(1, 101):
+        opt.zero_grad()
+        loss = ((w - c) * (w - c) * a).sum()
+        loss.backward()
+        opt.step()
+        if step in (1, 2, 50, 100):
+            np.testing.assert_allclose(backends.data(w), c + (1 - 2 * a * lr) ** step * (w0 - c), rtol=1e-12)
+    np.testing.assert_allclose(backends.data(w), c, atol=1e-8)
+
+
+# --- Adam ---------------------------------------------------------------------------------
+
+
+def adam_by_hand(x, grads, lr, b1, b2, eps):
+    """Parameter values after each Adam step, from Kingma & Ba's formulas."""
+    m = v = np.zeros_like(x)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        x = x - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        out.append(x)
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adam_with_a_fixed_gradient_moves_lr_per_step(kind):
+    # With g fixed, bias correction makes m̂ = g and v̂ = g² at every step, so each step is
+    # lr g / (|g| + eps): lr in the direction of -sign(g), and nothing where g = 0.
+    p, x0 = start(kind)
+    g = fixed(G, x0)
+    opt = Adam([p], lr=0.01)
+    for t in (1, 2, 3):
+        backends.set_grad(p, g)
+        opt.step()
+        np.testing.assert_allclose(backends.data(p), x0 - t * 0.01 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adam_steps_1_2_3_with_changing_gradients(kind):
+    p, x0 = start(kind)
+    grads = [fixed(g, x0) for g in ([0.5, -2.0, 0.0], [1.5, 0.5, -1.0], [-0.25, 3.0, 2.0])]
+    opt = Adam([p], lr=0.1, betas=(0.8, 0.99), eps=1e-6)
+    expected = adam_by_hand(x0, grads, 0.1, 0.8, 0.99, 1e-6)
+    for g, x in zip(grads, expected):
+        backends.set_grad(p, g)
+        opt.step()
+        np.testing.assert_allclose(backends.data(p), x, rtol=1e-13)
+
+
+def test_adam_on_a_quadratic_matches_hand_formulas():
+    c = np.array([1.0, -1.0, 3.0])
+    w = parameter(X0, "tensor")
+    opt = Adam([w], lr=0.1)
+    x, m, v = X0.copy(), np.zeros(3), np.zeros(3)
+    for t in (1, 2, 3):
+        opt.zero_grad()
+        ((w - c) * (w - c)).sum().backward()
+        opt.step()
+        g = 2 * (x - c)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        x = x - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        np.testing.assert_allclose(w.data, x, rtol=1e-13)
+
+
+def test_adam_keeps_separate_moments_per_parameter():
+    a, b = parameter([1.0, 2.0], "tensor"), parameter([[3.0]], "tensor")
+    ga, gb = np.array([0.5, -1.0]), np.array([[4.0]])
+    opt = Adam([a, b], lr=0.1)
+    for _ in range(2):
+        backends.set_grad(a, ga)
+        backends.set_grad(b, gb)
+        opt.step()
+    np.testing.assert_allclose(a.data, adam_by_hand(np.array([1.0, 2.0]), [ga, ga], 0.1, 0.9, 0.999, 1e-8)[-1])
+    np.testing.assert_allclose(b.data, adam_by_hand(np.array([[3.0]]), [gb, gb], 0.1, 0.9, 0.999, 1e-8)[-1])
+
+
+def test_adam_bias_correction_counts_each_parameters_own_steps():
+    # PyTorch counts steps per parameter: a parameter first reached by backward at the
+    # second step() gets its first update, lr g / (|g| + eps), not a second-step one.
+    a, b = parameter([1.0], "tensor"), parameter([1.0], "tensor")
+    opt = Adam([a, b], lr=0.1)
+    backends.set_grad(a, [1.0])  # b has no gradient yet: skipped
+    opt.step()
+    assert b.data[0] == 1.0
+    backends.set_grad(a, [1.0])
+    backends.set_grad(b, [1.0])
+    opt.step()
+    np.testing.assert_allclose(b.data, [1.0 - 0.1 / (1 + 1e-8)], rtol=1e-12)
+
+
+# --- both optimizers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                  lambda ps: Adam(ps, lr=0.1)], ids=["SGD", "Adam"])
+def test_parameters_without_a_gradient_are_skipped(make):
+    used, unused = parameter([1.0, 2.0], "tensor"), parameter([3.0, 4.0], "tensor")
+    opt = make([used, unused])
+    for _ in range(2):
+        opt.zero_grad()
+        (used * used).sum().backward()
+        assert unused.grad is None
+        opt.step()
+    np.testing.assert_array_equal(unused.data, [3.0, 4.0])
+    assert np.all(used.data < [1.0, 2.0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_zero_grad(kind, cls):
+    p, x = start(kind)
+    backends.set_grad(p, fixed(G, x) + 1.0)
+    opt = cls([p], lr=0.1)
+    opt.zero_grad()
+    if kind == "tensor":
+        assert p.grad is None
+    else:
+        np.testing.assert_array_equal(backends.grad(p), 0.0)
+    opt.step()  # nothing to follow: the parameter stays where it was
+    np.testing.assert_array_equal(backends.data(p), x)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_updates_are_in_place(cls):
+    p = parameter(X0, "tensor")
+    values = ValueBackend.parameter(X0, "v")
+    entries = list(values)
+    buffer = p.data
+    opt = cls([p, values], lr=0.1)
+    backends.set_grad(p, G)
+    backends.set_grad(values, G)
+    opt.step()
+    assert p.data is buffer
+    assert all(a is b for a, b in zip(values, entries))
+    np.testing.assert_allclose(backends.data(values), p.data, rtol=1e-15)
+
+
+def make_rnn(engine):
+    return nn.RNNModel(2, 3, 3, mode="many_to_one", seed=7, engine=engine)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.2, momentum=0.9, weight_decay=0.01),
+                                  lambda ps: Adam(ps, lr=0.05, betas=(0.8, 0.95))], ids=["SGD", "Adam"])
+def test_trajectories_agree_across_engines(make):
+    rng = np.random.default_rng(3)
+    x, classes = rng.standard_normal((3, 2, 2)), np.array([0, 2])
+    models = {engine: make_rnn(engine) for engine in ("tensor", "value")}
+    opts = {engine: make(model.parameters()) for engine, model in models.items()}
+    start_state = models["tensor"].state_dict()
+    for _ in range(4):
+        losses = {}
+        for engine, model in models.items():
+            opts[engine].zero_grad()
+            loss = nn.cross_entropy(model(x)[0], classes)
+            loss.backward()
+            opts[engine].step()
+            losses[engine] = float(loss.data)
+        assert losses["tensor"] == pytest.approx(losses["value"], rel=1e-12)
+        tensor_state, value_state = models["tensor"].state_dict(), models["value"].state_dict()
+        for name in tensor_state:
+            np.testing.assert_allclose(value_state[name], tensor_state[name], rtol=1e-12, atol=1e-14)
+    assert any(not np.allclose(tensor_state[n], start_state[n]) for n in start_state)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_empty_parameter_list(cls):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: got an empty parameter list"):
+        cls([], lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        cls(iter(()), lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+@pytest.mark.parametrize("bad, name", [(np.zeros(3), "ndarray"), (Tensor([1.0]), "Tensor"), (1.5, "float"),
+                                       ([Value(1.0)], "list")])
+def test_non_parameters_are_rejected(cls, bad, name):
+    with pytest.raises(TypeError, match=rf"parameter 1 is a {name}; expected a Tensor with requires_grad=True"):
+        cls([parameter(X0, "tensor"), bad], lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_a_single_tensor_instead_of_a_list_is_rejected(cls):
+    # Iterating over one Tensor yields its rows, which are not the parameter: training would
+    # silently do nothing.
+    with pytest.raises(TypeError):
+        cls(parameter(np.ones((3, 2)), "tensor"), lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+@pytest.mark.parametrize("lr", [0.0, -0.1, float("nan")])
+def test_lr_must_be_positive(cls, lr):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: lr must be positive, got {lr!r}"):
+        cls([parameter(X0, "tensor")], lr=lr)
+
+
+@pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.999), (0.9, float("nan"))])
+def test_adam_betas_must_be_in_0_1(betas):
+    with pytest.raises(ValueError, match=r"Adam: betas must be two numbers in \[0, 1\), got"):
+        Adam([parameter(X0, "tensor")], betas=betas)
+
+
+@pytest.mark.parametrize("kw", [{"momentum": -0.5}, {"weight_decay": -1.0}])
+def test_sgd_momentum_and_weight_decay_must_not_be_negative(kw):
+    with pytest.raises(ValueError, match="SGD: momentum and weight_decay must be >= 0"):
+        SGD([parameter(X0, "tensor")], lr=0.1, **kw)
+
+
+# --- clipping -----------------------------------------------------------------------------
+
+# Gradients of norm sqrt(9 + 16 + 144) = 13 over three parameters of different shapes.
+CLIP_GRADS = [np.array([3.0, 0.0]), np.array([[-4.0]]), np.array([[0.0, 12.0], [0.0, 0.0]])]
+
+
+def clip_params(kind):
+    ps = [parameter(np.ones_like(g), kind) for g in CLIP_GRADS]
+    for p, g in zip(ps, CLIP_GRADS):
+        backends.set_grad(p, g)
+    return ps
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+def test_clip_grad_norm_scales_when_above(kind):
+    ps = clip_params(kind)
+    assert nn.clip_grad_norm_(ps, 6.5) == 13.0
+    scale = 6.5 / (13.0 + 1e-6)
+    for p, g in zip(ps, CLIP_GRADS):
+        np.testing.assert_allclose(backends.grad(p), g * scale, rtol=1e-15)
+    assert math.sqrt(sum(float(np.sum(backends.grad(p) ** 2)) for p in ps)) < 6.5
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+@pytest.mark.parametrize("max_norm", [13.0, 100.0])
+def test_clip_grad_norm_leaves_gradients_below_the_limit(kind, max_norm):
+    ps = clip_params(kind)
+    assert nn.clip_grad_norm_(ps, max_norm) == 13.0
+    for p, g in zip(ps, CLIP_GRADS):
+        np.testing.assert_array_equal(backends.grad(p), g)
+
+
+def test_clip_grad_norm_of_single_values_and_missing_gradients():
+    a, b = Value(1.0), Value(2.0)
+    a.grad, b.grad = 6.0, -8.0
+    missing = parameter([5.0], "tensor")  # never reached by backward: counts as zero, stays None
+    assert nn.clip_grad_norm_([a, b, missing], 5.0) == 10.0
+    assert (a.grad, b.grad) == pytest.approx((3.0, -4.0), rel=1e-6)
+    assert a.grad == 6.0 * 5.0 / (10.0 + 1e-6)
+    assert missing.grad is None
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_clip_grad_norm_with_a_non_finite_gradient_changes_nothing(kind, bad):
+    grads = [g.copy() for g in CLIP_GRADS]
+    grads[1][0, 0] = bad
+    ps = [parameter(np.ones_like(g), kind) for g in grads]
+    for p, g in zip(ps, grads):
+        backends.set_grad(p, g)
+    norm = nn.clip_grad_norm_(ps, 1.0)
+    assert (math.isnan(norm) if math.isnan(bad) else norm == math.inf)
+    for p, g in zip(ps, grads):
+        np.testing.assert_array_equal(backends.grad(p), g)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+def test_clip_grad_value_clamps_each_entry(kind):
+    ps = clip_params(kind)
+    assert nn.clip_grad_value_(ps, 3.5) is None
+    for p, g in zip(ps, CLIP_GRADS):
+        np.testing.assert_array_equal(backends.grad(p), np.clip(g, -3.5, 3.5))
+    v = Value(0.0)
+    v.grad = -7.0
+    nn.clip_grad_value_([v], 2.0)
+    assert v.grad == -2.0
+
+
+def test_clip_grad_value_leaves_missing_gradients_missing():
+    p = parameter([1.0], "tensor")
+    nn.clip_grad_value_([p], 1.0)
+    assert p.grad is None
+
+
+@pytest.mark.parametrize("clip", [lambda ps: nn.clip_grad_norm_(ps, 0.1), lambda ps: nn.clip_grad_value_(ps, 0.1)],
+                         ids=["norm", "value"])
+def test_clipping_one_gradient_leaves_the_others_alone(clip):
+    # a and b receive the very same upstream gradient through y = a + b: clipping a must not
+    # reach b's gradient or the intermediate y's.
+    c = np.array([[1.0, -2.0], [3.0, 0.5]])
+    a, b = parameter(np.zeros((2, 2)), "tensor"), parameter(np.ones((2, 2)), "tensor")
+    y = a + b
+    z = y.reshape(4)
+    (z * c.reshape(4)).sum().backward()
+    for node in (a, b, y, z):
+        np.testing.assert_array_equal(node.grad.reshape(2, 2), c)
+    clip([a])
+    assert np.max(np.abs(a.grad)) <= 0.1
+    for node in (b, y, z):
+        np.testing.assert_array_equal(node.grad.reshape(2, 2), c)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_clipping_limits_must_be_positive(bad):
+    ps = clip_params("tensor")
+    with pytest.raises(ValueError, match=rf"clip_grad_norm_: max_norm must be positive, got {bad!r}"):
+        nn.clip_grad_norm_(ps, bad)
+    with pytest.raises(ValueError, match=rf"clip_grad_value_: clip_value must be positive, got {bad!r}"):
+        nn.clip_grad_value_(ps, bad)
+
+
+def test_clipping_rejects_non_parameters():
+    with pytest.raises(TypeError, match="clip_grad_norm_: parameter 0 is a ndarray"):
+        nn.clip_grad_norm_([np.ones(2)], 1.0)
+    with pytest.raises(ValueError, match="clip_grad_value_: got an empty parameter list"):
+        nn.clip_grad_value_([], 1.0)

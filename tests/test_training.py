@@ -1,0 +1,367 @@
+"""Truncated BPTT (``nn.train_truncated``) and ``nn.detach``.
+
+The reference is a hand-written forward and backward pass in numpy for a one-layer tanh
+RNN with a linear readout and L = Σ_t mean((Ŷ_t - Y_t)²): it takes the incoming hidden
+state as a plain array, so it is truncated by construction."""
+
+import re
+
+import numpy as np
+import pytest
+
+import nn
+from autograd import Tensor, Value
+from nn import backends
+from nn.backends import ValueBackend
+from nn.optim import SGD, Adam
+
+NAMES = ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")
+LR = 0.1
+
+
+def sequence_mse(y, target):
+    return nn.sequence_loss(nn.mse_loss, y, target)[0]
+
+
+def numpy_chunk(params, x, target, h0):
+    """Loss, gradients (by name) and last hidden state of one chunk, h0 a constant.
+
+    H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h),  Ŷ_t = H_t W_hy + b_y,  L = Σ_t mean((Ŷ_t - Y_t)²)
+    """
+    W_xh, W_hh, b_h, W_hy, b_y = (params[n] for n in NAMES)
+    hs, dys, loss = [h0], [], 0.0
+    for x_t, y_t in zip(x, target):
+        hs.append(np.tanh(x_t @ W_xh + hs[-1] @ W_hh + b_h))
+        err = hs[-1] @ W_hy + b_y - y_t
+        loss += np.mean(err**2)
+        dys.append(2 * err / err.size)
+    g = {n: np.zeros_like(params[n]) for n in NAMES}
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(len(x))):
+        h, h_prev = hs[t + 1], hs[t]
+        g["W_hy"] += h.T @ dys[t]
+        g["b_y"] += dys[t].sum(axis=0)
+        da = (dys[t] @ W_hy.T + dh_next) * (1 - h**2)
+        g["rnn.cells.0.W_xh"] += x[t].T @ da
+        g["rnn.cells.0.W_hh"] += h_prev.T @ da
+        g["rnn.cells.0.b_h"] += da.sum(axis=0)
+        dh_next = da @ W_hh.T
+    return loss, g, hs[-1]
+
+
+def model(engine="tensor", hidden=3, batch_first=False, num_layers=1, seed=5):
+    return nn.RNNModel(2, hidden, 2, mode="many_to_many", num_layers=num_layers, batch_first=batch_first,
+                       engine=engine, seed=seed)
+
+
+def data(T=5, m=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((T, m, 2)), rng.standard_normal((T, m, 2))
+
+
+class Recorder:
+    """Records, at each chunk, the parameters the forward pass used and the gradients
+    backward left (``on_chunk`` runs after backward, before the step)."""
+
+    def __init__(self):
+        self.params, self.grads, self.calls = [], [], []
+
+    def __call__(self, i, loss, model):
+        self.calls.append((i, loss))
+        self.params.append(model.state_dict())
+        self.grads.append(model.grad_dict())
+
+
+class Spy:
+    """Wraps a model and keeps what each chunk's forward pass was given and returned."""
+
+    def __init__(self, model):
+        self.model, self.batch_first, self.seen = model, model.batch_first, []
+
+    def __getattr__(self, name):  # state_dict, grad_dict...
+        return getattr(self.model, name)
+
+    def __call__(self, x, h0=None):
+        y, h_n = self.model(x, h0)
+        self.seen.append((x, h0, y, h_n))
+        return y, h_n
+
+
+def assert_dicts_close(a, b, rtol=1e-12, atol=1e-14):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def stepped(params, grads, lr=LR):
+    return {n: params[n] - lr * grads[n] for n in params}
+
+
+# --- k >= T is full BPTT ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [5, 8])
+def test_k_at_least_T_is_full_bptt(k):
+    x, target = data()
+    m = model()
+    start = m.state_dict()
+    rec = Recorder()
+    losses = nn.train_truncated(m, x, target, sequence_mse, SGD(m.parameters(), lr=LR), k=k, on_chunk=rec)
+    assert len(losses) == 1 and [i for i, _ in rec.calls] == [0]
+
+    # full BPTT by hand, and by the engine on a fresh model with the same weights
+    loss, grads, _ = numpy_chunk(start, x, target, np.zeros((3, 3)))
+    full = model()
+    sequence_mse(full(x)[0], target).backward()
+    assert losses[0] == pytest.approx(loss, rel=1e-13)
+    assert_dicts_close(rec.grads[0], grads)
+    assert_dicts_close(rec.grads[0], full.grad_dict(), rtol=1e-14, atol=1e-16)
+    assert_dicts_close(m.state_dict(), stepped(start, grads))
+
+
+# --- k < T: each chunk's gradient stops at the chunk's start -----------------------------
+
+
+@pytest.mark.parametrize("engine, T, m, hidden", [("tensor", 7, 3, 3), ("value", 3, 1, 2)])
+def test_chunk_gradients_are_truncated(engine, T, m, hidden):
+    k = 2
+    x, target = data(T, m)
+    net = model(engine, hidden)
+    rec = Recorder()
+    losses = nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=k, on_chunk=rec)
+    chunks = [slice(s, min(s + k, T)) for s in range(0, T, k)]
+    assert len(losses) == len(chunks) == len(rec.params)
+    assert rec.calls == list(enumerate(losses))
+
+    h = np.zeros((m, hidden))
+    for j, chunk in enumerate(chunks):
+        loss, grads, h_next = numpy_chunk(rec.params[j], x[chunk], target[chunk], h)
+        assert losses[j] == pytest.approx(loss, rel=1e-13)
+        assert_dicts_close(rec.grads[j], grads)
+        following = rec.params[j + 1] if j + 1 < len(chunks) else net.state_dict()
+        assert_dicts_close(following, stepped(rec.params[j], grads))  # the step used this gradient
+        if j:  # the carried state matters: starting the chunk from zeros gives another loss
+            assert abs(numpy_chunk(rec.params[j], x[chunk], target[chunk], 0 * h)[0] - loss) > 1e-6
+        h = h_next
+
+
+def test_chunk_gradients_of_a_two_layer_model_match_a_fresh_copy_fed_the_carried_state():
+    x, target = data(T=6, m=2)
+    net = model(num_layers=2)
+    rec = Recorder()
+    nn.train_truncated(net, x, target, sequence_mse, Adam(net.parameters(), lr=0.05), k=3, on_chunk=rec)
+    h = None
+    for j, chunk in enumerate([slice(0, 3), slice(3, 6)]):
+        copy = model(num_layers=2, seed=99)
+        copy.load_state_dict(rec.params[j])
+        y, h_n = copy(x[chunk], h)  # h: a plain array, so nothing flows back past the chunk
+        loss = sequence_mse(y, target[chunk])
+        loss.backward()
+        assert rec.calls[j][1] == pytest.approx(loss.item(), rel=1e-14)
+        assert_dicts_close(rec.grads[j], copy.grad_dict(), rtol=1e-13, atol=1e-15)
+        h = h_n.data.copy()
+    full = model(num_layers=2, seed=99)
+    full.load_state_dict(rec.params[1])
+    sequence_mse(full(x)[0][3:], target[3:]).backward()  # the same steps' loss, not truncated
+    assert not np.allclose(full.grad_dict()["rnn.cells.0.W_hh"], rec.grads[1]["rnn.cells.0.W_hh"])
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_hidden_state_is_carried_and_detached(engine):
+    x, target = data(T=4, m=1)
+    spy = Spy(model(engine, hidden=2))
+    rec = Recorder()
+    first_state_grads = []
+
+    def on_chunk(i, loss, net):
+        rec(i, loss, net)
+        first_state_grads.append(backends.grad(spy.seen[0][3]).copy())
+
+    nn.train_truncated(spy, x, target, sequence_mse, SGD(spy.parameters(), lr=LR), k=2, on_chunk=on_chunk)
+    (x0, h_first, _, h_n0), (x1, h_carried, y1, _) = spy.seen
+    np.testing.assert_array_equal(x0, x[:2])
+    np.testing.assert_array_equal(x1, x[2:])
+    assert h_first is None
+    # The second chunk starts from the first chunk's last state, as a node with no past...
+    np.testing.assert_array_equal(backends.data(h_carried), backends.data(h_n0))
+    if engine == "tensor":
+        assert h_carried.is_leaf and not h_carried.requires_grad and h_carried.grad is None
+    else:
+        assert all(v.is_leaf for v in h_carried.flat)
+    # ...so the second chunk's backward sends nothing into the first chunk's graph.
+    np.testing.assert_array_equal(first_state_grads[1], first_state_grads[0])
+    # Its outputs are those of the recorded weights run from that state.
+    p = rec.params[1]
+    h, ys = backends.data(h_carried)[0], []
+    for x_t in x[2:]:
+        h = np.tanh(x_t @ p[NAMES[0]] + h @ p[NAMES[1]] + p[NAMES[2]])
+        ys.append(h @ p["W_hy"] + p["b_y"])
+    np.testing.assert_allclose(backends.data(y1), ys, rtol=1e-13)
+
+
+def test_engines_agree_on_truncated_training():
+    x, target = data(T=3, m=1, seed=4)
+    results = {}
+    for engine in ("tensor", "value"):
+        net = model(engine, hidden=2)
+        losses = nn.train_truncated(net, x, target, sequence_mse, Adam(net.parameters(), lr=0.05), k=2)
+        results[engine] = losses, net.state_dict()
+    np.testing.assert_allclose(results["value"][0], results["tensor"][0], rtol=1e-13)
+    assert_dicts_close(results["value"][1], results["tensor"][1])
+
+
+def test_batch_first_splits_along_axis_1():
+    x, target = data(T=5, m=3)
+    time_first, batch_first = model(), Spy(model(batch_first=True))
+    rec_t, rec_b = Recorder(), Recorder()
+    losses_t = nn.train_truncated(time_first, x, target, sequence_mse, SGD(time_first.parameters(), lr=LR), k=2,
+                                  on_chunk=rec_t)
+
+    def batch_first_mse(y, target):  # sequence_loss sums over the first axis: give it time first
+        return sequence_mse(y.transpose(1, 0, 2), target.swapaxes(0, 1))
+
+    losses_b = nn.train_truncated(batch_first, x.swapaxes(0, 1), target.swapaxes(0, 1), batch_first_mse,
+                                  SGD(batch_first.parameters(), lr=LR), k=2, on_chunk=rec_b)
+    assert [np.shape(seen[0]) for seen in batch_first.seen] == [(3, 2, 2), (3, 2, 2), (3, 1, 2)]
+    np.testing.assert_array_equal(batch_first.seen[1][0], x[2:4].swapaxes(0, 1))
+    assert [np.shape(seen[2]) for seen in batch_first.seen] == [(3, 2, 2), (3, 2, 2), (3, 1, 2)]
+    np.testing.assert_allclose(losses_b, losses_t, rtol=1e-14)
+    for gb, gt in zip(rec_b.grads, rec_t.grads):
+        assert_dicts_close(gb, gt)
+    assert_dicts_close(batch_first.state_dict(), time_first.state_dict())
+
+
+# --- clipping inside the loop -------------------------------------------------------------
+
+
+def test_clip_norm_applies_after_on_chunk_and_before_the_step():
+    x, target = data(T=3)
+    net = model()
+    start = net.state_dict()
+    rec = Recorder()
+    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_norm=0.05,
+                       on_chunk=rec)
+    g = rec.grads[0]  # as backward left it: not yet clipped
+    norm = np.sqrt(sum(np.sum(v**2) for v in g.values()))
+    assert norm > 0.05
+    assert_dicts_close(net.state_dict(), stepped(start, {n: v * 0.05 / (norm + 1e-6) for n, v in g.items()}))
+
+
+def test_clip_value_applies_before_the_step():
+    x, target = data(T=3)
+    net = model()
+    start = net.state_dict()
+    rec = Recorder()
+    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_value=0.02,
+                       on_chunk=rec)
+    g = rec.grads[0]
+    assert max(np.max(np.abs(v)) for v in g.values()) > 0.02
+    assert_dicts_close(net.state_dict(), stepped(start, {n: np.clip(v, -0.02, 0.02) for n, v in g.items()}))
+
+
+# --- a non-finite loss --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_non_finite_loss_stops_before_updating(engine):
+    x, target = data(T=4, m=1)
+    x[2, 0, 1] = np.nan  # inside the second chunk (time steps 3..4)
+    net = model(engine, hidden=2)
+    start = net.state_dict()
+    rec = Recorder()
+    loss0, grads0, _ = numpy_chunk(start, x[:2], target[:2], np.zeros((1, 2)))
+    message = (f"the loss of chunk 2 of 2 (time steps 3..4) is nan; stopped before updating the parameters. "
+               f"Last finite loss: {loss0:.6g}")
+    with pytest.raises(FloatingPointError, match=re.escape(message)):
+        nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2, on_chunk=rec)
+    assert len(rec.calls) == 1  # the failing chunk never reached backward
+    assert_dicts_close(net.state_dict(), stepped(start, grads0))  # only the first chunk's step
+
+
+def test_non_finite_loss_in_the_first_chunk_changes_nothing():
+    x, target = data(T=4, m=1)
+    target[1, 0, 0] = np.inf
+    net = model()
+    start = net.state_dict()
+    with pytest.raises(FloatingPointError, match=re.escape("chunk 1 of 2 (time steps 1..2) is inf") + ".*"
+                       + re.escape("Last finite loss: none (it was the first chunk)")):
+        nn.train_truncated(net, x, target, sequence_mse, Adam(net.parameters()), k=2)
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, start[name])
+
+
+# --- arguments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "2", None])
+def test_k_must_be_a_positive_int(k):
+    net = model()
+    x, target = data(T=3)
+    with pytest.raises(ValueError, match=re.escape(f"train_truncated: k must be an int >= 1, got {k!r}")):
+        nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=k)
+
+
+def test_k_may_be_a_numpy_integer_and_the_last_chunk_shorter():
+    net = model()
+    x, target = data(T=5)
+    rec = Recorder()
+    losses = nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=np.int64(3),
+                                on_chunk=rec)
+    _, _, h = numpy_chunk(rec.params[0], x[:3], target[:3], np.zeros((3, 3)))
+    last, _, _ = numpy_chunk(rec.params[1], x[3:], target[3:], h)
+    assert len(losses) == 2 and losses[1] == pytest.approx(last, rel=1e-13)
+
+
+def test_sequence_and_target_lengths():
+    net = model()
+    x, target = data(T=4)
+    with pytest.raises(ValueError, match=r"x has 4 time steps along axis 0, target has 3"):
+        nn.train_truncated(net, x, target[:3], sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+    with pytest.raises(ValueError, match=r"the sequence is empty \(shape \(0, 3, 2\)\)"):
+        nn.train_truncated(net, x[:0], target[:0], sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+
+
+# --- detach -------------------------------------------------------------------------------
+
+
+def test_detach_tensor_stops_the_gradient():
+    w = Tensor([1.5, -2.0], requires_grad=True)
+    h = w * w
+    d = nn.detach(h)
+    np.testing.assert_array_equal(d.data, [2.25, 4.0])
+    assert not d.requires_grad and d.is_leaf
+    (d * w).sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.25, 4.0])  # d w² w / dw would be 3 w² = (6.75, 12)
+    assert h.grad is None and d.grad is None
+
+
+def test_detach_value_stops_the_gradient():
+    w = Value(1.5)
+    h = w * w
+    d = nn.detach(h)
+    assert d.data == 2.25 and d.is_leaf
+    (d * w).backward()
+    assert w.grad == 2.25
+    assert h.grad == 0.0
+
+
+@pytest.mark.parametrize("shape", [(2, 2), ()])
+def test_detach_object_array_stops_the_gradient(shape):
+    numbers = np.arange(1.0, 1.0 + np.prod(shape, dtype=int)).reshape(shape)
+    w = ValueBackend.parameter(numbers, "w")
+    h = np.empty(shape, dtype=object)
+    h[...] = w * w  # numpy unwraps 0-d object arrays in arithmetic: wrap the result again
+    d = nn.detach(h)
+    assert isinstance(d, np.ndarray) and d.dtype == object and d.shape == shape
+    assert all(v.is_leaf for v in np.ravel(d))
+    np.testing.assert_array_equal(backends.data(d), numbers**2)
+    np.sum(d * w).backward()
+    np.testing.assert_array_equal(backends.grad(w), numbers**2)
+    np.testing.assert_array_equal(backends.grad(h), 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.ones(2), 1.5, [Value(1.0)]])
+def test_detach_rejects_other_things(bad):
+    with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value or an object array of Values, "
+                                        f"got {type(bad).__name__}"):
+        nn.detach(bad)

@@ -104,7 +104,10 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     for i, x in enumerate(inputs):
         if not isinstance(x, Node):
             raise TypeError(f"gradcheck: input {i} must be a Value or Tensor, got {type(x).__name__}")
-        if x._prev:
+        if getattr(x, "requires_grad", True) is False:
+            raise ValueError(f"gradcheck: input {i} ({x._describe()}) has requires_grad=False, so backward "
+                             "gives it no gradient; create it with requires_grad=True")
+        if not x.is_leaf:
             raise ValueError(
                 f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from"
             )

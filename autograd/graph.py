@@ -1,6 +1,6 @@
 """The graph core shared by both node kinds, :class:`~autograd.Value` and :class:`~autograd.Tensor`.
 
-A node holds ``data``, ``grad``, its parents ``_prev`` and the :class:`Op` that made it.
+A node holds ``data``, ``grad``, its parents and the :class:`Op` that made it.
 Everything that walks or tags the graph lives here, written once:
 
 * the recording state: :func:`no_grad`, :func:`scope`, :func:`detect_anomaly`;
@@ -10,9 +10,9 @@ Everything that walks or tags the graph lives here, written once:
   the parents' ``grad``; how that addition works (floats, or arrays reduced back to
   the parent's shape) belongs to the node kind, not to this loop.
 
-A node kind subclasses :class:`Node` and provides three class-level hooks:
-``_EMPTY_GRAD`` (the gradient of a node backward has not reached), ``_is_finite(data)``
-and ``_seed(node, grad)`` (the gradient the output starts from).
+A node kind subclasses :class:`Node` and provides its class-level hooks:
+``_EMPTY_GRAD`` (the gradient of a node backward has not reached), ``_is_finite(data)``,
+``_seed(node, grad)`` (the gradient the output starts from) and ``_add_grads(a, b)``.
 """
 
 from __future__ import annotations
@@ -166,9 +166,14 @@ class Node:
     Attributes: ``data``, ``grad``, ``label``; ``_prev`` (the parents, a tuple), ``_op``
     (the :class:`Op` that made it; ``""`` for a leaf), ``_scope`` (tuple of scope tags),
     ``_id`` (creation order, which is a topological order of any graph).
+
+    NOTE: the parents are stored in slots, ``_p0`` and ``_p1`` (``None`` where absent), and
+    ``_more`` for a third parent onwards (only some Tensor ops have them); ``_prev`` is
+    read from those. A tuple per node would double the objects the garbage collector
+    tracks, which measurably slows down building large scalar graphs.
     """
 
-    __slots__ = ("data", "grad", "label", "_prev", "_op", "_scope", "_id")
+    __slots__ = ("data", "grad", "label", "_p0", "_p1", "_more", "_op", "_scope", "_id")
 
     _EMPTY_GRAD = None  # the gradient of a node that backward has not reached
 
@@ -180,11 +185,26 @@ class Node:
     def _seed(cls, node, grad):
         raise NotImplementedError
 
+    @staticmethod
+    def _add_grads(a, b):
+        """The sum of two gradients of this node (from two backward passes)."""
+        return a + b
+
     # --- graph structure, for rendering and diagnostics ---------------------------
     @property
     def op(self) -> str:
         """Name of the op that produced this node (``""`` for a leaf)."""
         return str(self._op)
+
+    @property
+    def _prev(self) -> tuple:
+        a = self._p0
+        if a is None:
+            return ()
+        b = self._p1
+        if b is None:
+            return (a,)
+        return (a, b, *self._more) if self._more else (a, b)
 
     @property
     def parents(self) -> tuple:
@@ -198,7 +218,7 @@ class Node:
 
     @property
     def is_leaf(self) -> bool:
-        return not self._prev
+        return self._p0 is None
 
     def _describe(self) -> str:
         """One line naming this node for error messages."""
@@ -226,10 +246,11 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     out._scope = STATE.scope
     out._id = _next_id()
     if track and STATE.grad_enabled:
-        out._prev = prev
+        link(out, prev)
         out._op = op
     else:
-        out._prev = ()
+        out._p0 = out._p1 = None
+        out._more = ()
         out._op = NOT_RECORDED
     if STATE.anomaly and not out._is_finite(out.data):
         raise AnomalyError(
@@ -237,6 +258,14 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
             f"  scope: {format_scope(out._scope)}\n" + _inputs(prev)
         )
     return out
+
+
+def link(out: Node, prev: tuple) -> None:
+    """Store the parents ``prev`` on ``out`` (see the NOTE on :class:`Node`)."""
+    n = len(prev)
+    out._p0 = prev[0] if n else None
+    out._p1 = prev[1] if n > 1 else None
+    out._more = prev[2:] if n > 2 else ()
 
 
 def _inputs(prev) -> str:
@@ -255,10 +284,23 @@ def topological_order(root: Node) -> list:
     pop = stack.pop
     push = stack.append
     while stack:
-        for parent in pop()._prev:
-            if parent not in seen:
-                add(parent)
-                push(parent)
+        node = pop()
+        p = node._p0
+        if p is None:
+            continue
+        if p not in seen:
+            add(p)
+            push(p)
+        p = node._p1
+        if p is None:
+            continue
+        if p not in seen:
+            add(p)
+            push(p)
+        for p in node._more:
+            if p not in seen:
+                add(p)
+                push(p)
     return sorted(seen, key=_by_id)
 
 
@@ -304,7 +346,7 @@ def backward(root: Node, grad=None) -> None:
             node.grad = old
         raise
     for node, old in held:
-        node.grad = old if node.grad is empty else old + node.grad
+        node.grad = old if node.grad is empty else node._add_grads(old, node.grad)
 
 
 def _run_checked(order, empty) -> None:

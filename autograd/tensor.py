@@ -77,7 +77,8 @@ class Tensor(Node):
         self.requires_grad = bool(requires_grad)
         self._params = None
         self._borrowed = False
-        self._prev = ()
+        self._p0 = self._p1 = None
+        self._more = ()
         self._op = ""
         self._scope = STATE.scope
         self._id = _next_id()
@@ -109,6 +110,10 @@ class Tensor(Node):
             raise ValueError(f"backward() seed has shape {seed.shape}, the output has shape {shape}")
         return seed
 
+    @staticmethod
+    def _add_grads(a, b):
+        return np.add(a, b, out=np.empty_like(a))
+
     def _summary(self) -> str:
         d = self.data
         if d.size == 1:
@@ -136,17 +141,20 @@ class Tensor(Node):
             g.add_into(buf)
             return
         shape = self.data.shape
+        if type(g) is not np.ndarray:  # numpy returns scalars, not 0-d arrays, from 0-d arithmetic
+            g = np.asarray(g)
+            aliased = False
         if g.shape != shape:
             g = _unbroadcast(g, shape)
             aliased = False
         if buf is None:
-            if g.dtype != self.data.dtype or (aliased and not self._prev):
+            if g.dtype != self.data.dtype or (aliased and self._p0 is None):
                 g = g.astype(self.data.dtype)
                 aliased = False
             self.grad = g
             self._borrowed = aliased
         elif self._borrowed:
-            self.grad = buf + g
+            self.grad = np.add(buf, g, out=np.empty_like(buf))
             self._borrowed = False
         else:
             buf += g
@@ -176,6 +184,15 @@ class Tensor(Node):
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        """The numbers, for numpy and plotting (``np.asarray(t)``); no graph comes along."""
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a Tensor of shape {self.data.shape} is ambiguous")
+        return bool(self.data.reshape(()).item())
 
     def item(self) -> float:
         if self.data.size != 1:
@@ -258,6 +275,13 @@ class Tensor(Node):
             raise ValueError(f"Tensor ** {p}: negative entries need an integer exponent")
         return _apply(POW, self, p=p)
 
+    def __rpow__(self, base):
+        if isinstance(base, Node) or not isinstance(base, Number) or isinstance(base, (bool, complex)):
+            raise TypeError(f"x ** Tensor expects a real number x, got {type(base).__name__}")
+        if not base > 0:
+            raise ValueError(f"{base} ** Tensor: the base must be positive")
+        return _apply(RPOW, self, base=float(base))
+
     def exp(self):
         return _apply(EXP, self)
 
@@ -285,17 +309,17 @@ class Tensor(Node):
         return _apply(CLIP, self, low=float(low), high=float(high))
 
     def sum(self, axis=None, keepdims: bool = False):
-        return _apply(SUM, self, axis=_axes(axis, self.data.ndim), keepdims=keepdims)
+        return _apply(SUM, self, axis=_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False):
-        axes = _axes(axis, self.data.ndim)
+        axes = _axes(axis, self.data.ndim, "mean")
         count = self.data.size if axes is None else int(np.prod([self.data.shape[a] for a in axes]))
         return self.sum(axes, keepdims) * (1.0 / count)
 
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; NOTE: where several entries tie for the maximum, the gradient is
         shared equally between them."""
-        return _apply(MAX, self, axis=_axes(axis, self.data.ndim), keepdims=keepdims)
+        return _apply(MAX, self, axis=_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -305,6 +329,10 @@ class Tensor(Node):
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        if axes:
+            axes = _axes(axes, self.data.ndim, "transpose")
+            if sorted(axes) != list(range(self.data.ndim)):
+                raise ValueError(f"transpose: axes {axes} are not a permutation of the {self.data.ndim} axes")
         return _apply(TRANSPOSE, self, axes=axes or None)
 
     @property
@@ -329,7 +357,7 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
         return x
     if isinstance(x, Node):
         raise TypeError(f"cannot mix a Tensor with a {type(x).__name__}")
-    if isinstance(x, Number) and not isinstance(x, (bool, complex)) and like is not None:
+    if isinstance(x, Number) and not isinstance(x, complex) and like is not None:
         arr = np.asarray(x, dtype=like.dtype)
     else:
         arr = _as_array(x, "Tensor operand")
@@ -340,7 +368,8 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
     out.requires_grad = False
     out._params = None
     out._borrowed = False
-    out._prev = ()
+    out._p0 = out._p1 = None
+    out._more = ()
     out._op = ""
     out._scope = STATE.scope
     out._id = _next_id()
@@ -429,14 +458,15 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
-def _axes(axis, ndim: int):
+def _axes(axis, ndim: int, op: str):
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for a {ndim}-d Tensor")
+            raise ValueError(f"{op}: axis {a} is out of range for a {ndim}-d Tensor "
+                             f"(scope {format_scope(STATE.scope)})")
         out.append(int(a) % ndim)
     return tuple(out)
 
@@ -446,10 +476,12 @@ def _index(index):
     items = index if isinstance(index, tuple) else (index,)
     norm = []
     for k in items:
-        if isinstance(k, Tensor):
-            k = k.data
+        if isinstance(k, Tensor):  # its data is float: integral values are taken as indices
+            if not np.array_equal(k.data, np.round(k.data)):
+                raise IndexError("a Tensor used as an index must hold whole numbers")
+            k = k.data.astype(np.intp)
         if isinstance(k, list):
-            k = np.asarray(k)
+            k = np.asarray(k) if k else np.zeros(0, np.intp)
         if isinstance(k, np.ndarray) and k.dtype.kind == "f":
             raise IndexError(f"Tensor indices must be integers, slices or booleans, got a {k.dtype} array")
         norm.append(k)
@@ -527,6 +559,7 @@ POW = Primitive(
     lambda g, out, a, p: g * p * np.power(a, p - 1) if p != 0 else np.zeros_like(g),
 )
 MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
+RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
 TANH = Primitive("tanh", np.tanh, lambda g, out, a: g * (1.0 - out * out))
@@ -575,7 +608,8 @@ LOG_SOFTMAX = Primitive(
 STACK = Primitive(
     "stack",
     lambda *arrays, axis: np.stack(arrays, axis=axis),
-    lambda i, g, out, *arrays, axis: np.take(g, i, axis=axis),
+    lambda i, g, out, *arrays, axis: g[(slice(None),) * (axis % g.ndim) + (i,)],
+    aliases=True,
     variadic=True,
 )
 CONCAT = Primitive(
@@ -598,7 +632,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``np.concatenate``)."""
     tensors = _sequence(tensors, "concat")
     ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
-    return _apply(CONCAT, *tensors, axis=_axes(axis, ndim)[0])
+    return _apply(CONCAT, *tensors, axis=_axes(axis, ndim, "concat")[0])
 
 
 def _sequence(tensors, what):

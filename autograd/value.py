@@ -64,7 +64,8 @@ class Value(Node):
         self.data = _real(data, "Value")
         self.grad = _ZERO
         self.label = label
-        self._prev = ()
+        self._p0 = self._p1 = None
+        self._more = ()
         self._op = ""
         self._scope = STATE.scope
         self._id = _next_id()
@@ -82,13 +83,17 @@ class Value(Node):
     # --- primitives -----------------------------------------------------------------
     def __add__(self, other):
         if type(other) is not Value:
+            if isinstance(other, np.ndarray) and other.ndim:
+                return NotImplemented  # numpy applies the op to each entry
             other = _constant(other, "Value + x")
-        return _result(self.data + other.data, (self, other), ADD)
+        return _result(self.data + other.data, self, other, ADD)
 
     def __mul__(self, other):
         if type(other) is not Value:
+            if isinstance(other, np.ndarray) and other.ndim:
+                return NotImplemented
             other = _constant(other, "Value * x")
-        return _result(self.data * other.data, (self, other), MUL)
+        return _result(self.data * other.data, self, other, MUL)
 
     def __pow__(self, exponent):
         if isinstance(exponent, Value):
@@ -100,19 +105,19 @@ class Value(Node):
         x = self.data
         if x < 0 and not p.is_integer():
             raise ValueError(f"Value ** {p}: a negative base ({x}) needs an integer exponent")
-        return _result(_ieee(pow, x, p), (self,), _pow_op(p))
+        return _result(_ieee(pow, x, p), self, None, _pow_op(p))
 
     def exp(self):
-        return _result(_ieee(math.exp, self.data), (self,), EXP)
+        return _result(_ieee(math.exp, self.data), self, None, EXP)
 
     def log(self):
         x = self.data
         if x <= 0:
             raise ValueError(f"log expects a positive input, got {x} ({self._describe()})")
-        return _result(math.log(x), (self,), LOG)
+        return _result(math.log(x), self, None, LOG)
 
     def tanh(self):
-        return _result(math.tanh(self.data), (self,), TANH)
+        return _result(math.tanh(self.data), self, None, TANH)
 
     def sigmoid(self):
         x = self.data
@@ -121,18 +126,18 @@ class Value(Node):
         else:  # exp(x) cannot overflow here
             e = math.exp(x)
             s = e / (1.0 + e)
-        return _result(s, (self,), SIGMOID)
+        return _result(s, self, None, SIGMOID)
 
     def relu(self):
         x = self.data
-        return _result(0.0 if x <= 0 else x, (self,), RELU)  # NaN stays NaN
+        return _result(0.0 if x <= 0 else x, self, None, RELU)  # NaN stays NaN
 
     def clip(self, low: float, high: float):
         """``x`` limited to ``[low, high]``; the gradient passes where low <= x <= high."""
         low, high = _real(low, "clip low"), _real(high, "clip high")
         if low > high:
             raise ValueError(f"clip: low ({low}) is greater than high ({high})")
-        out = _result(min(max(self.data, low), high), (self,), CLIP)
+        out = _result(min(max(self.data, low), high), self, None, CLIP)
         return out
 
     def detach(self):
@@ -147,7 +152,8 @@ class Value(Node):
         return self + other
 
     def __sub__(self, other):
-        return self + (-_operand(other, "Value - x"))
+        other = _operand(other, "Value - x")
+        return NotImplemented if other is NotImplemented else self + (-other)
 
     def __rsub__(self, other):
         return (-self) + _operand(other, "x - Value")
@@ -156,7 +162,8 @@ class Value(Node):
         return self * other
 
     def __truediv__(self, other):
-        return self * _operand(other, "Value / x") ** -1
+        other = _operand(other, "Value / x")
+        return NotImplemented if other is NotImplemented else self * other**-1
 
     def __rtruediv__(self, other):
         return _operand(other, "x / Value") * self**-1
@@ -165,7 +172,7 @@ class Value(Node):
         b = _real(base, "x ** Value")
         if b <= 0:
             raise ValueError(f"{b} ** Value: the base must be positive")
-        return _result(_ieee(pow, b, self.data), (self,), _rpow_op(b))
+        return _result(_ieee(pow, b, self.data), self, None, _rpow_op(b))
 
     def __float__(self):
         return self.data
@@ -184,6 +191,8 @@ def _operand(x, what: str):
     ops check their operand before they transform it.)"""
     if type(x) is Value or type(x) is float:
         return x
+    if isinstance(x, np.ndarray) and x.ndim:
+        return NotImplemented  # numpy applies the op to each entry
     if isinstance(x, Node):
         raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")
     return _real(x, what)
@@ -197,44 +206,50 @@ def _constant(x, what: str) -> Value:
     out.data = _real(x, what)
     out.grad = _ZERO
     out.label = ""
-    out._prev = ()
+    out._p0 = out._p1 = None
+    out._more = ()
     out._op = ""
     out._scope = STATE.scope
     out._id = _next_id()
     return out
 
 
-def _result(data: float, prev: tuple, op: Op) -> Value:
+def _result(data: float, a: Value, b: Value | None, op: Op) -> Value:
+    """The node for ``op``'s result ``data`` computed from ``a`` (and ``b``)."""
     out = _new(Value)
     out.data = data
     out.grad = _ZERO
     out.label = ""
     if STATE.plain:  # the hot path: recording on, no anomaly checks
-        out._prev = prev
+        out._p0 = a
+        out._p1 = b
+        out._more = ()
         out._op = op
         out._scope = STATE.scope
         out._id = _next_id()
         return out
-    return record(out, prev, op)
+    return record(out, (a,) if b is None else (a, b), op)
 
 
 # --- backward of each primitive: out.grad times the local derivative, into each parent ---
 def _add_backward(out):
-    a, b = out._prev
+    a = out._p0
+    b = out._p1
     g = out.grad
     a.grad += g
     b.grad += g
 
 
 def _mul_backward(out):
-    a, b = out._prev
+    a = out._p0
+    b = out._p1
     g = out.grad
     a.grad += g * b.data
     b.grad += g * a.data
 
 
 def _pow_backward(out):
-    (a,) = out._prev
+    a = out._p0
     p = out._op.exponent
     if p != 0.0:  # x**0 is constant: its derivative is 0, also at x = 0
         a.grad += out.grad * p * _ieee(pow, a.data, p - 1.0)
@@ -242,37 +257,37 @@ def _pow_backward(out):
 
 def _rpow_backward(out):
     # d(b**x)/dx = b**x log b
-    out._prev[0].grad += out.grad * out.data * out._op.log_base
+    out._p0.grad += out.grad * out.data * out._op.log_base
 
 
 def _exp_backward(out):
-    out._prev[0].grad += out.grad * out.data
+    out._p0.grad += out.grad * out.data
 
 
 def _log_backward(out):
-    a = out._prev[0]
+    a = out._p0
     a.grad += out.grad / a.data
 
 
 def _tanh_backward(out):
     t = out.data
-    out._prev[0].grad += out.grad * (1.0 - t * t)
+    out._p0.grad += out.grad * (1.0 - t * t)
 
 
 def _sigmoid_backward(out):
     s = out.data
-    out._prev[0].grad += out.grad * s * (1.0 - s)
+    out._p0.grad += out.grad * s * (1.0 - s)
 
 
 def _relu_backward(out):
     # NOTE: relu'(0) = 0, as in micrograd and PyTorch.
     if out.data > 0:
-        out._prev[0].grad += out.grad
+        out._p0.grad += out.grad
 
 
 def _clip_backward(out):
     # NOTE: the gradient passes where the input was not limited, boundaries included.
-    a = out._prev[0]
+    a = out._p0
     if a.data == out.data:
         a.grad += out.grad
 

@@ -94,7 +94,7 @@ def test_node_structure_accessors():
     y = x.tanh()
     assert (x.is_leaf, x.op, x.parents, x.label) == (True, "", (), "x")
     assert (y.is_leaf, y.op, y.parents, y.label) == (False, "tanh", (x,), "")
-    assert type(y.op) is str and y.parents is y._prev
+    assert type(y.op) is str and y.parents == y._prev
 
 
 def test_backward_rejects_non_nodes():

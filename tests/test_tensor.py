@@ -1,0 +1,622 @@
+"""``Tensor`` as a node: construction and the dtype rule, bad input, backward semantics
+(seeds, accumulation, intermediates, shared use, memory), the shared core (no_grad, scope,
+detect_anomaly, gradcheck), and a long unrolled loop."""
+
+import math
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from autograd import (
+    AnomalyError,
+    GradcheckError,
+    Tensor,
+    Value,
+    concat,
+    detect_anomaly,
+    enable_grad,
+    gradcheck,
+    no_grad,
+    scope,
+    stack,
+)
+
+
+def leaf(x, **kw):
+    return Tensor(x, requires_grad=True, **kw)
+
+
+# --- construction and the dtype rule ---------------------------------------------------------
+
+
+def test_data_is_copied_and_float64_by_default():
+    source = np.array([1.0, 2.0])
+    t = Tensor(source)
+    source[0] = 100.0
+    np.testing.assert_array_equal(t.data, [1.0, 2.0])
+    assert Tensor([[1, 2], [3, 4]]).dtype == np.float64
+    assert Tensor(3).dtype == np.float64 and Tensor(3).shape == ()
+    assert Tensor(2.5).item() == 2.5
+    assert t.grad is None and not t.requires_grad and t.is_leaf
+
+
+@pytest.mark.parametrize("data", [np.array([1, -2, 3], dtype=np.int32), np.array([1, -2, 3], dtype=np.int64),
+                                  np.array([1, 2, 3], dtype=np.uint8), [1, -2, 3]], ids=str)
+def test_integers_are_cast_to_float64(data):
+    t = Tensor(data)
+    assert t.dtype == np.float64
+    np.testing.assert_array_equal(t.data, np.asarray(data, dtype=np.float64))
+
+
+def test_booleans_are_cast_to_float64():
+    t = Tensor(np.array([True, False, True]))
+    assert t.dtype == np.float64
+    np.testing.assert_array_equal(t.data, [1.0, 0.0, 1.0])
+    assert Tensor([True, False]).dtype == np.float64
+
+
+def test_float32_is_kept_and_dtype_can_be_asked_for():
+    assert Tensor(np.float32([1.5, 2.5])).dtype == np.float32
+    t = Tensor([1, 2], dtype=np.float32)
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(t.data, [1.0, 2.0])
+    assert Tensor(np.float32([1.0]), dtype=np.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="Tensor dtype must be floating, got int32"):
+        Tensor([1.0, 2.0], dtype=np.int32)
+
+
+@pytest.mark.parametrize("data, problem", [
+    (np.array([1, "a"], dtype=object), "dtype object"),
+    (np.array([1.0, 2.0], dtype=object), "dtype object"),
+    ([1 + 2j, 3.0], "dtype complex128"),
+    (np.array([1j]), "dtype complex128"),
+    ("abc", r"dtype <U3 \(from str\)"),
+    (["1.0", "2.0"], "dtype <U3"),
+    (None, r"dtype object \(from NoneType\)"),
+    ({"a": 1}, "dtype object"),
+])
+def test_non_real_data_is_rejected(data, problem):
+    with pytest.raises(TypeError, match=f"Tensor expects real numbers; got an array of {problem}.*"
+                                        "complex, object and string data is not supported"):
+        Tensor(data)
+
+
+def test_ragged_lists_are_rejected():
+    with pytest.raises(TypeError, match=r"Tensor expects a number, nested list or numpy array, got \[\[1, 2\], \[3\]\]"
+                                        ".*inhomogeneous"):
+        Tensor([[1, 2], [3]])
+
+
+@pytest.mark.parametrize("node", [Value(1.0), Tensor([1.0])], ids=lambda n: type(n).__name__)
+def test_nodes_are_not_data(node):
+    with pytest.raises(TypeError, match=f"got a {type(node).__name__}"):
+        Tensor(node)
+
+
+def test_array_attributes():
+    t = Tensor(np.arange(6.0).reshape(2, 3))
+    assert (t.shape, t.ndim, t.size, t.dtype, len(t)) == ((2, 3), 2, 6, np.float64, 2)
+    assert t.numpy() is t.data
+    assert Tensor([[7.5]]).item() == 7.5
+    assert isinstance(Tensor([[7.5]]).item(), float)
+    with pytest.raises(ValueError, match=r"item\(\) needs a single-element Tensor, got shape \(2, 3\)"):
+        t.item()
+    with pytest.raises(TypeError, match="len\\(\\) of a 0-d Tensor"):
+        len(Tensor(1.0))
+    with pytest.raises(TypeError, match="0-d"):
+        list(Tensor(1.0))
+
+
+def test_repr_shows_data_dtype_and_graph_role():
+    assert repr(Tensor([1.0, 2.5])) == "Tensor([1. , 2.5])"  # float64 and a constant: nothing else to say
+    x = leaf([1.0, 2.0], label="x")
+    assert "requires_grad=True" in repr(x) and "label='x'" in repr(x) and "op=" not in repr(x)
+    assert "op='*'" in repr(x * 2)
+    assert "dtype=float32" in repr(Tensor(np.float32([1.0])))
+
+
+# --- bad operands and shapes ---------------------------------------------------------------------
+
+MISMATCHES = {
+    "+": (lambda a, b: a + b, (2, 3), (4,)),
+    "-": (lambda a, b: a - b, (2, 3), (2,)),
+    "*": (lambda a, b: a * b, (3,), (2, 2)),
+    "/": (lambda a, b: a / b, (5, 1, 2), (3,)),
+    "@": (lambda a, b: a @ b, (2, 3), (4, 5)),
+}
+
+
+@pytest.mark.parametrize("op", MISMATCHES)
+def test_shape_mismatch_names_the_op_the_shapes_and_the_scope(op):
+    f, sa, sb = MISMATCHES[op]
+    with scope("layer 0"), scope("t=3"):
+        a, b = leaf(np.ones(sa)), leaf(np.ones(sb))
+        with pytest.raises(ValueError) as info:
+            f(a, b)
+    message = str(info.value)
+    assert message.startswith(f"{op}: cannot apply to shapes {sa}, {sb}: ")
+    assert message.endswith("(scope layer 0/t=3)")
+
+
+def test_matmul_mismatches():
+    with scope("t=3"):
+        for sa, sb in [((3,), (4,)), ((2, 3), (2, 3)), ((2, 3, 4), (2, 5, 6)), ((3,), (4, 2))]:
+            with pytest.raises(ValueError, match=rf"@: cannot apply to shapes {re.escape(str(sa))}, "
+                                                 rf"{re.escape(str(sb))}: .*\(scope t=3\)"):
+                Tensor(np.ones(sa)) @ Tensor(np.ones(sb))
+        with pytest.raises(ValueError, match=r"@: cannot apply to shapes \(\), \(2,\)"):
+            Tensor(2.0) @ Tensor([1.0, 2.0])
+
+
+def test_reshape_mismatch():
+    with pytest.raises(ValueError, match=r"reshape: cannot apply to shapes \(2, 3\): cannot reshape array of size 6"):
+        Tensor(np.ones((2, 3))).reshape(4, 2)
+
+
+@pytest.mark.parametrize("other", ["a", None, [1 + 1j]], ids=str)
+def test_bad_operands_are_rejected(other):
+    with pytest.raises(TypeError, match="Tensor operand expects"):
+        Tensor([1.0]) + other
+
+
+def test_mixing_value_and_tensor_is_rejected():
+    t, v = Tensor([1.0, 2.0]), Value(3.0)
+    for f in (lambda: t + v, lambda: t * v, lambda: v - t, lambda: t @ v, lambda: stack([t, v])):
+        with pytest.raises(TypeError, match="cannot mix a (Tensor with a Value|Value with a Tensor)"):
+            f()
+
+
+def test_log_error_names_the_scope():
+    with scope("t=7"), pytest.raises(ValueError, match=r"log expects positive inputs, got min -2.*scope t=7"):
+        Tensor([1.0, -2.0]).log()
+
+
+# --- backward: seeds ---------------------------------------------------------------------------
+
+
+def test_implicit_seed_only_for_a_single_element():
+    x = leaf([1.0, 2.0])
+    y = x * 3.0
+    with pytest.raises(RuntimeError, match=r"without a seed needs a single-element output, got shape \(2,\)"
+                                           r"\. Pass grad= an array of shape \(2,\).*out\.sum\(\)\.backward\(\)"):
+        y.backward()
+    assert x.grad is None and y.grad is None
+    for shaped in (y.sum(), y.sum().reshape(1, 1), y[1:]):
+        x.grad = None
+        shaped.backward()
+        expected = [3.0, 3.0] if shaped.shape != (1,) else [0.0, 3.0]
+        np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_seed_of_the_wrong_shape():
+    y = leaf([1.0, 2.0]) * 2.0
+    for bad, shape in [(np.ones(3), r"\(3,\)"), (np.ones((2, 1)), r"\(2, 1\)"), (1.0, r"\(\)")]:
+        with pytest.raises(ValueError, match=rf"seed has shape {shape}, the output has shape \(2,\)"):
+            y.backward(bad)
+    with pytest.raises(TypeError, match="backward\\(\\) seed expects real numbers"):
+        y.backward(["a", "b"])
+
+
+@pytest.mark.parametrize("seed", [[2, -1], [2.0, -1.0], np.array([2.0, -1.0]), np.array([2, -1]),
+                                  Tensor([2.0, -1.0]), np.float32([2.0, -1.0])], ids=repr)
+def test_seed_as_list_array_or_tensor(seed):
+    x = leaf([1.0, 3.0])
+    y = x * x  # dy_i/dx_i = 2 x_i
+    y.backward(seed)
+    np.testing.assert_array_equal(x.grad, [4.0, -6.0])
+    np.testing.assert_array_equal(y.grad, [2.0, -1.0])
+    assert y.grad.dtype == np.float64
+
+
+def test_the_seed_is_copied():
+    seed = np.array([1.0, 1.0])
+    x = leaf([1.0, 2.0])
+    y = x * 1.0
+    y.backward(seed)
+    y.grad += 5.0
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+
+
+def test_backward_from_a_leaf():
+    x = leaf([1.0, 2.0])
+    x.backward([3.0, 4.0])
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+    x.backward([1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [4.0, 5.0])
+
+
+def test_backward_needs_a_tensor_that_requires_grad():
+    with pytest.raises(RuntimeError, match="does not require a gradient"):
+        Tensor([1.0]).backward()
+    c = Tensor([1.0]) * 2.0 + np.ones(1)
+    assert not c.requires_grad
+    with pytest.raises(RuntimeError, match="not the output of a recorded graph"):
+        c.backward()
+
+
+# --- backward: what it fills ------------------------------------------------------------------
+
+
+def small_network():
+    """h = tanh(W x + b), y = sum(h * h): every intermediate's gradient has a closed form."""
+    W = leaf([[0.5, -1.0], [0.25, 2.0]], label="W")
+    x = leaf([1.0, 0.5], label="x")
+    b = leaf([0.1, -0.2], label="b")
+    z = W @ x + b
+    h = z.tanh()
+    y = (h * h).sum()
+    return W, x, b, z, h, y
+
+
+def test_every_intermediate_keeps_its_gradient():
+    W, x, b, z, h, y = small_network()
+    y.backward()
+    z_np = np.array([0.5 - 0.5 + 0.1, 0.25 + 1.0 - 0.2])
+    h_np = np.tanh(z_np)
+    dh = 2 * h_np
+    dz = dh * (1 - h_np**2)
+    assert y.grad == 1.0
+    np.testing.assert_allclose(h.grad, dh, rtol=1e-15)
+    np.testing.assert_allclose(z.grad, dz, rtol=1e-15)
+    np.testing.assert_allclose(b.grad, dz, rtol=1e-15)
+    np.testing.assert_allclose(W.grad, np.outer(dz, [1.0, 0.5]), rtol=1e-15)
+    np.testing.assert_allclose(x.grad, W.data.T @ dz, rtol=1e-15)
+    gradcheck(lambda W, x, b: ((W @ x + b).tanh() ** 2).sum(), [W, x, b])
+
+
+def test_gradients_accumulate_over_two_backward_calls():
+    nodes = small_network()
+    nodes[-1].backward()
+    once = [n.grad.copy() for n in nodes]
+    nodes[-1].backward()
+    for node, g in zip(nodes, once):
+        np.testing.assert_array_equal(node.grad, 2 * g)
+    for node in nodes:
+        node.grad = None
+    nodes[-1].backward()
+    for node, g in zip(nodes, once):
+        np.testing.assert_array_equal(node.grad, g)
+
+
+def test_two_outputs_of_one_graph_add_their_gradients():
+    x = leaf([1.0, 2.0])
+    h = x * x
+    h.sum().backward()  # dh: 1, dx: 2x
+    (h * 3.0).sum().backward()  # dh: 3, dx: 6x
+    np.testing.assert_array_equal(h.grad, [4.0, 4.0])
+    np.testing.assert_array_equal(x.grad, [8.0, 16.0])
+
+
+def test_a_weight_used_at_every_step_gets_the_sum():
+    # h_t = w * h_{t-1} + x_t with h_0 = 0, so h_T = sum_t w^(T-t) x_t:
+    #   d h_T / d x_t = w^(T-t),  d h_T / d w = sum_t (T-t) w^(T-t-1) x_t.
+    T = 6
+    rng = np.random.default_rng(7)
+    w_np, xs_np = rng.uniform(0.5, 1.2, size=3), rng.standard_normal((T, 3))
+    w, xs = leaf(w_np), leaf(xs_np)
+    h = Tensor(np.zeros(3))
+    for t in range(T):
+        h = w * h + xs[t]
+    seed = np.array([1.0, -2.0, 0.5])
+    h.backward(seed)
+    powers = np.array([w_np ** (T - 1 - t) for t in range(T)])  # index t holds w^(T-1-t): x_t is read at step t+1
+    np.testing.assert_allclose(h.data, (powers * xs_np).sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(xs.grad, powers * seed, rtol=1e-13)
+    dw = sum((T - 1 - t) * w_np ** (T - 2 - t) * xs_np[t] for t in range(T - 1))
+    np.testing.assert_allclose(w.grad, dw * seed, rtol=1e-13)
+
+
+def test_a_matrix_weight_unrolled_matches_bptt_by_hand():
+    # h_t = tanh(x_t W_xh + h_{t-1} W_hh): the backward recursion written out by hand,
+    # dh_{t-1} = (dh_t * (1 - h_t^2)) W_hh^T, dW_hh += h_{t-1}^T (dh_t * (1 - h_t^2)).
+    rng = np.random.default_rng(8)
+    T, m, n_in, H = 5, 2, 3, 4
+    x_np = rng.standard_normal((T, m, n_in))
+    W_xh_np, W_hh_np = rng.standard_normal((n_in, H)) * 0.5, rng.standard_normal((H, H)) * 0.5
+    x, W_xh, W_hh = leaf(x_np), leaf(W_xh_np), leaf(W_hh_np)
+    h = Tensor(np.zeros((m, H)))
+    hs = [h.data]
+    for t in range(T):
+        with scope(f"t={t + 1}"):
+            h = (x[t] @ W_xh + h @ W_hh).tanh()
+        hs.append(h.data)
+        assert h.scope == (f"t={t + 1}",)
+    loss = h.sum()
+    loss.backward()
+
+    dh = np.ones((m, H))
+    dW_xh, dW_hh, dx = np.zeros_like(W_xh_np), np.zeros_like(W_hh_np), np.zeros_like(x_np)
+    for t in reversed(range(T)):
+        da = dh * (1 - hs[t + 1] ** 2)
+        dW_xh += x_np[t].T @ da
+        dW_hh += hs[t].T @ da
+        dx[t] = da @ W_xh_np.T
+        dh = da @ W_hh_np.T
+    np.testing.assert_allclose(W_xh.grad, dW_xh, rtol=1e-12)
+    np.testing.assert_allclose(W_hh.grad, dW_hh, rtol=1e-12)
+    np.testing.assert_allclose(x.grad, dx, rtol=1e-12, atol=1e-15)
+
+
+def test_a_node_used_twice_in_one_op():
+    x = leaf([3.0, -1.0])
+    (x * x).backward([1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [6.0, -2.0])
+    y = leaf([3.0, -1.0])
+    (y + y).backward([1.0, 2.0])
+    np.testing.assert_array_equal(y.grad, [2.0, 4.0])
+
+
+def test_a_0d_tensor_used_twice_gets_both_gradients():
+    # A 0-d tensor (a scalar parameter, or a loss term) read by two ops.
+    y = leaf(2.0)
+    (y * y).backward()
+    assert y.grad == 4.0
+    x = leaf([1.0, 2.0])
+    s = x.sum()
+    (s * s).backward()  # d s^2 / dx_i = 2 s = 6
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+    assert isinstance(s.grad, np.ndarray) and s.grad.shape == ()
+    a = leaf(4.0)
+    (a.exp() + a * 3.0).backward()
+    assert a.grad == pytest.approx(math.exp(4.0) + 3.0, rel=1e-15)
+
+
+def test_constants_keep_no_gradient():
+    x = leaf([1.0, 2.0])
+    c = Tensor([3.0, 4.0])
+    k = c * 2.0  # computed from constants only: a constant too
+    y = (x * c + k).sum()
+    y.backward()
+    assert c.grad is None and k.grad is None and not k.requires_grad and k.is_leaf
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+
+
+def test_requires_grad_spreads_from_any_input():
+    a, b = leaf([1.0]), Tensor([2.0])
+    assert (a + b).requires_grad and (b + a).requires_grad and (a * 2).requires_grad
+    assert not (b * 2).requires_grad
+    assert stack([b, a]).requires_grad and not concat([b, b]).requires_grad
+
+
+# --- memory: parameter gradients are their own arrays ------------------------------------------
+
+
+def test_gradients_of_an_add_do_not_share_memory():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    c = a + b
+    c.backward([1.0, 1.0])
+    assert a.grad is not b.grad and a.grad is not c.grad
+    a.grad += 10.0
+    a.grad[0] = -1.0
+    np.testing.assert_array_equal(a.grad, [-1.0, 11.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(c.grad, [1.0, 1.0])
+
+
+VIEW_OPS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "reshape": lambda a, b: a.reshape(2, 2) + b.reshape(2, 2),
+    "transpose": lambda a, b: a.reshape(2, 2).T + b.reshape(2, 2),
+    "concat": lambda a, b: concat([a, b]),
+    "stack": lambda a, b: stack([a, b]),
+    "index": lambda a, b: a[:] + b[:],
+    "sum": lambda a, b: a.sum() + b.sum(),
+    "mean": lambda a, b: a.mean() + b.mean(),
+}
+
+
+@pytest.mark.parametrize("name", VIEW_OPS)
+def test_leaf_gradients_are_private_writable_arrays(name):
+    a, b = leaf([1.0, 2.0, 3.0, 4.0]), leaf([5.0, 6.0, 7.0, 8.0])
+    out = VIEW_OPS[name](a, b)
+    h = out * 1.0  # an intermediate downstream of the op
+    h.backward(np.ones(h.shape))
+    grads = {"a": a.grad, "b": b.grad, "out": out.grad, "h": h.grad}
+    snapshot = {k: g.copy() for k, g in grads.items()}
+    for k in ("a", "b"):
+        assert grads[k].flags.writeable
+        for other, g in grads.items():
+            if other != k:
+                assert not np.shares_memory(grads[k], g), (k, other)
+    a.grad *= 7.0
+    b.grad -= 1.0
+    for k in ("out", "h"):
+        np.testing.assert_array_equal(grads[k], snapshot[k])
+    np.testing.assert_array_equal(a.grad, 7.0 * snapshot["a"])
+
+
+# --- the shared core: no_grad, scope, detect_anomaly -------------------------------------------
+
+
+def test_no_grad_results_are_constants():
+    x = leaf([1.0, 2.0])
+    with no_grad():
+        y = x * 2.0
+        z = (y + x).tanh()
+        with enable_grad():
+            w = x * 3.0
+    assert not y.requires_grad and not z.requires_grad and y.is_leaf and y.op == ""
+    assert w.requires_grad and w.parents == (x, w.parents[1])
+    np.testing.assert_array_equal(y.data, [2.0, 4.0])
+    with pytest.raises(RuntimeError, match="computed under no_grad"):
+        y.sum().backward()
+    (w.sum() + (x * y).sum()).backward()  # y is a constant here: d/dx = 3 + y
+    np.testing.assert_array_equal(x.grad, [5.0, 7.0])
+
+
+def test_scope_tags_tensor_nodes():
+    with scope("layer 0"):
+        x = leaf([1.0])
+        with scope("t=3"):
+            y = x * 2.0
+            z = y.tanh()
+        w = z + 1.0
+    assert x.scope == ("layer 0",)
+    assert y.scope == z.scope == ("layer 0", "t=3")
+    assert w.scope == ("layer 0",)
+    assert (w * 1.0).scope == ()
+    assert (y.op, z.op, w.op) == ("*", "tanh", "+")
+    assert z.parents == (y,)
+
+
+def test_anomaly_in_forward_names_op_scope_and_inputs():
+    with detect_anomaly(), scope("layer 0"), scope("t=3"), np.errstate(over="ignore"):
+        x = leaf([1000.0], label="x")
+        with pytest.raises(AnomalyError) as info:
+            x.exp()
+        message = str(info.value)
+        assert "op 'exp' produced a non-finite value inf" in message
+        assert "scope: layer 0/t=3" in message
+        assert "input 0: x 1000" in message
+        with pytest.raises(AnomalyError, match=r"op '/' produced a non-finite value shape \(2,\), 1 non-finite of 2"):
+            with np.errstate(divide="ignore"):
+                Tensor([1.0, 2.0]) / Tensor([0.0, 1.0])
+
+
+def test_anomaly_in_backward_names_op_and_scope():
+    x = leaf([0.0, 4.0], label="x")
+    with scope("t=2"):
+        y = x**0.5  # finite forward, infinite derivative at 0
+    with detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(AnomalyError) as info:
+            y.sum().backward()
+    message = str(info.value)
+    assert "backward of op '**' gave input 0 a non-finite gradient" in message
+    assert "scope: t=2" in message and "input 0: x shape (2,)" in message
+    with np.errstate(divide="ignore"):  # outside the context the infinity propagates
+        y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [np.inf, 0.25])
+
+
+def test_a_failed_backward_leaves_the_gradients_as_they_were():
+    x = leaf([1.0, 4.0])
+    y = x**0.5
+    z = y * 2.0
+    z.backward([1.0, 1.0])
+    before = {"x": x.grad.copy(), "y": y.grad.copy(), "z": z.grad.copy()}
+    np.testing.assert_array_equal(before["x"], [1.0, 0.5])  # 2 * 0.5 / sqrt(x)
+    w = (x - 1.0) ** 0.5  # infinite derivative at x = 1
+    with detect_anomaly(), np.errstate(divide="ignore"), pytest.raises(AnomalyError):
+        (w + z).backward([1.0, 1.0])
+    for name, node in (("x", x), ("y", y), ("z", z)):
+        np.testing.assert_array_equal(node.grad, before[name])
+    assert w.grad is None
+
+
+def test_anomaly_mode_changes_no_number():
+    def run():
+        W, x, b, z, h, y = small_network()
+        y.backward()
+        return [n.grad for n in (W, x, b, z, h)] + [y.data]
+
+    plain = run()
+    with detect_anomaly():
+        checked = run()
+    for p, c in zip(plain, checked):
+        np.testing.assert_array_equal(p, c)
+
+
+# --- gradcheck on Tensors -------------------------------------------------------------------------
+
+
+def test_gradcheck_on_a_scalar_output():
+    x = leaf([[0.5, -1.0], [2.0, 0.25]], label="x")
+    report = gradcheck(lambda x: (x * x.exp()).sum(), [x])
+    check = report.checks[0]
+    assert check.name == "x" and report.ok
+    np.testing.assert_allclose(check.analytic, (1 + x.data) * np.exp(x.data), rtol=1e-15)
+    np.testing.assert_allclose(check.numeric, check.analytic, rtol=1e-8)
+    assert x.grad is None  # gradcheck leaves the inputs' gradients alone
+
+
+def test_gradcheck_on_a_non_scalar_output_uses_a_random_direction():
+    x = leaf([0.5, -1.0, 2.0])
+    w = leaf([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
+    report = gradcheck(lambda x, w: (x @ w).tanh(), [x, w], seed=3)
+    v = np.random.default_rng(3).standard_normal(2)  # the direction: sum(out * v) is checked
+    dz = v * (1 - np.tanh(x.data @ w.data) ** 2)
+    np.testing.assert_allclose(report.checks[0].analytic, w.data @ dz, rtol=1e-14)
+    np.testing.assert_allclose(report.checks[1].analytic, np.outer(x.data, dz), rtol=1e-14)
+    assert report.ok
+
+
+def test_gradcheck_catches_a_graph_cut_by_detach():
+    x = leaf([1.0, 3.0])
+    report = gradcheck(lambda x: (x.detach() * x).sum(), [x], raise_on_failure=False)
+    assert not report.ok
+    np.testing.assert_array_equal(report.checks[0].analytic, [1.0, 3.0])
+    np.testing.assert_allclose(report.checks[0].numeric, [2.0, 6.0], rtol=1e-8)
+    with pytest.raises(GradcheckError, match="MISMATCH"):
+        gradcheck(lambda x: (x.detach() * x).sum(), [x])
+
+
+def test_gradcheck_with_values_and_tensors_in_one_list():
+    # One output cannot mix the two kinds, so each is checked through its own part of f.
+    v = Value(0.7, label="v")
+    t = leaf([0.1, -0.4], label="t")
+    report = gradcheck(lambda v, t: (t * 2.0).tanh().sum(), [v, t])
+    assert report.checks[0].analytic == 0.0 and report.checks[0].numeric == 0.0
+    np.testing.assert_allclose(report.checks[1].analytic, 2 * (1 - np.tanh(2 * t.data) ** 2), rtol=1e-15)
+    report = gradcheck(lambda v, t: (v * v).tanh(), [v, t])
+    assert report.checks[0].analytic == pytest.approx(2 * 0.7 * (1 - math.tanh(0.49) ** 2), rel=1e-15)
+    np.testing.assert_array_equal(report.checks[1].analytic, [0.0, 0.0])
+    # Reading v.data leaves the graph: gradcheck sees the missing gradient.
+    report = gradcheck(lambda v, t: (t * v.data).sum(), [v, t], raise_on_failure=False)
+    assert [c.ok for c in report.checks] == [False, True]
+    assert report.checks[0].numeric == pytest.approx(-0.3, rel=1e-8)
+
+
+def test_gradcheck_keeps_tensor_data_and_gradients():
+    x = leaf([1.0, 2.0])
+    x.grad = np.array([5.0, 6.0])
+    gradcheck(lambda x: (x**3).sum(), [x])
+    np.testing.assert_array_equal(x.grad, [5.0, 6.0])
+    np.testing.assert_array_equal(x.data, [1.0, 2.0])
+    with pytest.raises(ValueError, match="input 0 .* is not a leaf"):
+        gradcheck(lambda y: y.sum(), [x * 2.0])
+
+
+# --- a long unrolled loop --------------------------------------------------------------------
+
+
+def test_reading_every_step_of_a_long_sequence():
+    # sum_t c_t x[t] with c_t = t + 1: d / d x[t] = c_t, for T = 2000 reads of one tensor.
+    T, m, n = 2000, 4, 3
+    x = leaf(np.random.default_rng(9).standard_normal((T, m, n)))
+    total = x[0]
+    for t in range(1, T):
+        total = total + x[t] * float(t + 1)
+    total.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.broadcast_to(np.arange(1.0, T + 1)[:, None, None], (T, m, n)))
+
+
+def test_index_gradients_are_scattered_in_place():
+    # Each read x[t] sends back an (m, n) gradient. Materialising it as a (T, m, n) array
+    # per step would hold at least two arrays of x's size at once; scattering in place
+    # needs only x.grad itself.
+    T, m, n = 2000, 16, 16
+    x = leaf(np.ones((T, m, n)))
+    total = x[0]
+    for t in range(1, T):
+        total = total + x[t]
+    loss = total.sum()
+    tracemalloc.start()
+    try:
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(x.grad, np.ones((T, m, n)))
+    assert peak < 1.5 * x.data.nbytes, f"backward peaked at {peak / x.data.nbytes:.2f} times the size of x"
+
+
+def test_deep_chain_does_not_recurse():
+    x = leaf([0.5])
+    y = x
+    for _ in range(20000):
+        y = y * 1.0 + 0.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0])

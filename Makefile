@@ -10,6 +10,8 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Use-Pty=0
 
 # One line per benchmark module, each run as `python -m <module> $(BENCH_ARGS)`.
 BENCHMARKS += benchmarks.scalar
+BENCHMARKS += benchmarks.tensor
+BENCHMARKS += benchmarks.rnn
 BENCH_ARGS ?=
 
 .PHONY: help venv dot test demo bench lint torch-reference clean distclean
@@ -72,7 +74,9 @@ test: venv dot
 demo: venv dot
 	$(BIN)/python -m demos.tiny_rnn
 
+# PyTorch is a peer in benchmarks.rnn only: the pinned CPU build, installed on first use.
 bench: venv
+	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[torch]'
 	@set -e; for module in $(BENCHMARKS); do \
 		echo "== $$module"; $(BIN)/python -m $$module $(BENCH_ARGS); \
 	done

@@ -122,17 +122,18 @@ def rnn_setup(engine: str):
 
 
 def rnn_loss(xs, W_xh, W_hh, b_h):
-    """sum_j H_T[j], where H_t[j] = relu(sum_i X_t[i] W_xh[i][j] + sum_k H_{t-1}[k] W_hh[k][j] + b_h[j])."""
+    """sum_j H_T[j], where H_0 = 0 and
+    H_t[j] = relu(sum_i X_t[i] W_xh[i][j] + sum_k H_{t-1}[k] W_hh[k][j] + b_h[j])."""
+    units = range(len(b_h))
     h_prev = [0.0] * len(b_h)
     for x_t in xs:
-        h_prev = [
-            sum(
-                [x_t[i] * W_xh[i][j] for i in range(len(x_t))] + [h_prev[k] * W_hh[k][j] for k in range(len(h_prev))],
-                b_h[j],
-            ).relu()
-            for j in range(len(b_h))
-        ]
+        h_prev = [sum(_terms(x_t, W_xh, j) + _terms(h_prev, W_hh, j), b_h[j]).relu() for j in units]
     return sum(h_prev)
+
+
+def _terms(v, W, j):
+    """The terms v[i] W[i][j] whose sum is (v W)[j]."""
+    return [v[i] * W[i][j] for i in range(len(v))]
 
 
 def mlp_setup(engine: str):
@@ -157,7 +158,7 @@ WORKLOADS = {
     "mlp": SimpleNamespace(
         load=mlp_class,
         setup=mlp_setup,
-        title=f"micrograd's MLP{MLP_SIZES[0], MLP_SIZES[1]} on {MLP_SAMPLES} samples, loss = sum of squared errors",
+        title=f"micrograd's MLP(16, [16, 16, 1]) on {MLP_SAMPLES} samples, loss = sum of squared errors",
     ),
 }
 
@@ -350,7 +351,9 @@ def depth_table(depths: dict, markdown: bool) -> str:
 
 def goals(summaries: dict, markdown: bool) -> str:
     speedup = summaries["rnn"]["speedup"]
-    memory = {w: s["unrollgrad"]["forward_bytes"] / s["micrograd"]["forward_bytes"] for w, s in summaries.items()}
+    memory = {}  # unrollgrad's peak bytes per node while building, as a fraction of micrograd's
+    for workload, s in summaries.items():
+        memory[workload] = s["unrollgrad"]["forward_bytes"] / s["micrograd"]["forward_bytes"]
     lines = [
         f"Goal: forward + backward on the RNN graph at least {SPEED_GOAL:g}x as fast as micrograd: "
         f"{fmt_times(speedup)} -> {'PASS' if speedup >= SPEED_GOAL else 'MISS'}",

@@ -29,7 +29,7 @@ def _param_list(params, who: str) -> list:
         if not backends.is_parameter(p):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
-        if isinstance(p, Tensor) and p._prev:
+        if isinstance(p, Tensor) and not p.is_leaf:
             raise TypeError(f"{who}: parameter {i} is the result of an op ('{p.op}'), not a leaf tensor")
     return params
 

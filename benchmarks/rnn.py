@@ -1,0 +1,227 @@
+"""A many-to-many RNN trained with softmax cross-entropy: unrollgrad against PyTorch and numpy.
+
+    python -m benchmarks.rnn [--repeats N] [--quick] [--no-scale] [--markdown]
+
+The model: H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h), logits_t = H_t W_hy + b_y,
+L = Σ_t mean over the batch of cross-entropy(logits_t, class_t); one forward and one
+backward, float64. Three implementations, measured side by side in one process:
+
+* unrollgrad: ``nn.RNNModel(mode="many_to_many")`` and ``nn.sequence_loss(nn.cross_entropy)``,
+  then ``loss.backward()``; every gradient comes from the engine;
+* PyTorch on the CPU at its default thread count (``torch.nn.RNN`` + ``torch.nn.Linear``),
+  if the optional ``torch`` extra is installed;
+* numpy written the fast way, with a hand-derived BPTT: the input projections and the
+  readout of all steps as single matrix products, only the recurrence step by step.
+
+Goals at T=100, batch 32, 16 inputs, 128 hidden, 10 classes: at most 0.75x PyTorch's time,
+within 1.25x of the fast numpy, and time growing linearly in T (the scale table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import nn
+
+from ._common import environment_line, fmt_times, format_table, median, progress
+
+GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
+
+
+def problem(T, m, n_in, n_h, n_out, seed=0):
+    """Weights (our layout: W is in x out) drawn as nn.RNNModel draws them, inputs, targets."""
+    model = nn.RNNModel(n_in, n_h, n_out, mode="many_to_many", seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((T, m, n_in))
+    target = rng.integers(0, n_out, size=(T, m))
+    return model, X, target
+
+
+# --- unrollgrad ------------------------------------------------------------------------------
+def run_unrollgrad(model, X, target):
+    model.zero_grad()
+    y, _ = model(X)
+    loss, _ = nn.sequence_loss(nn.cross_entropy, y, target)
+    loss.backward()
+    return loss.item(), model.grad_dict()
+
+
+# --- numpy, hand-derived BPTT --------------------------------------------------------------
+def run_numpy(weights, X, target):
+    W_xh, W_hh, b_h, W_hy, b_y = weights
+    T, m, n_in = X.shape
+    H = W_hh.shape[0]
+    # forward: one product for all input projections, the recurrence step by step
+    XW = (X.reshape(T * m, n_in) @ W_xh + b_h).reshape(T, m, H)
+    hs = np.empty((T + 1, m, H))
+    hs[0] = 0.0
+    for t in range(T):
+        hs[t + 1] = np.tanh(XW[t] + hs[t] @ W_hh)
+    states = hs[1:].reshape(T * m, H)
+    logits = states @ W_hy + b_y
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    sums = e.sum(axis=1, keepdims=True)
+    rows, cls = np.arange(T * m), target.reshape(-1)
+    loss = -(shifted[rows, cls] - np.log(sums[:, 0])).sum() / m
+    # backward: dL/dlogits = (softmax - onehot) / m, then BPTT through the recurrence
+    d_logits = e / sums
+    d_logits[rows, cls] -= 1.0
+    d_logits /= m
+    g_hy, g_by = states.T @ d_logits, d_logits.sum(axis=0)
+    d_states = (d_logits @ W_hy.T).reshape(T, m, H)
+    deltas = np.empty((T, m, H))
+    g_hh = np.zeros_like(W_hh)
+    d_next = np.zeros((m, H))
+    for t in range(T - 1, -1, -1):
+        delta = (d_states[t] + d_next) * (1.0 - hs[t + 1] * hs[t + 1])
+        deltas[t] = delta
+        g_hh += hs[t].T @ delta
+        d_next = delta @ W_hh.T
+    flat = deltas.reshape(T * m, H)
+    g_xh, g_bh = X.reshape(T * m, n_in).T @ flat, flat.sum(axis=0)
+    return loss, {
+        "rnn.cells.0.W_xh": g_xh,
+        "rnn.cells.0.W_hh": g_hh,
+        "rnn.cells.0.b_h": g_bh,
+        "W_hy": g_hy,
+        "b_y": g_by,
+    }
+
+
+# --- PyTorch ---------------------------------------------------------------------------------
+def torch_runner(model, X, target):
+    """A function running the same model in PyTorch, or None if torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    n_in, n_h, n_out = model.rnn.input_size, model.rnn.hidden_size, model.output_size
+    rnn = torch.nn.RNN(n_in, n_h, dtype=torch.float64)
+    readout = torch.nn.Linear(n_h, n_out, dtype=torch.float64)
+    state = nn.to_torch_state_dict(model)
+    with torch.no_grad():
+        for name, p in [*rnn.named_parameters(prefix="rnn"), *readout.named_parameters(prefix="readout")]:
+            p.copy_(torch.from_numpy(state[name]))
+    x, y = torch.from_numpy(X), torch.from_numpy(target.reshape(-1))
+    T, m = target.shape
+
+    def run():
+        rnn.zero_grad(set_to_none=True)
+        readout.zero_grad(set_to_none=True)
+        out, _ = rnn(x)
+        logits = readout(out.reshape(T * m, n_h))
+        loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum") / m
+        loss.backward()
+        return loss.item(), {
+            "rnn.cells.0.W_xh": rnn.weight_ih_l0.grad.numpy().T,
+            "rnn.cells.0.W_hh": rnn.weight_hh_l0.grad.numpy().T,
+            "rnn.cells.0.b_h": rnn.bias_ih_l0.grad.numpy(),
+            "W_hy": readout.weight.grad.numpy().T,
+            "b_y": readout.bias.grad.numpy(),
+        }
+
+    return run, torch
+
+
+def measure(T, m, n_in, n_h, n_out, repeats, with_torch=True):
+    """Median seconds per forward+backward of each implementation, and their agreement."""
+    model, X, target = problem(T, m, n_in, n_h, n_out)
+    sd = model.state_dict()
+    weights = [sd[k] for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
+    runs = {"unrollgrad": lambda: run_unrollgrad(model, X, target), "numpy": lambda: run_numpy(weights, X, target)}
+    torch_mod = None
+    if with_torch:
+        made = torch_runner(model, X, target)
+        if made is not None:
+            runs["pytorch"], torch_mod = made
+    reference = runs["numpy"]()
+    agreement = {}
+    for name, run in runs.items():
+        loss, grads = run()
+        err = max(float(np.max(np.abs(grads[k] - reference[1][k]))) for k in reference[1])
+        agreement[name] = max(err, abs(loss - reference[0]))
+    times = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t0)
+    threads = torch_mod.get_num_threads() if torch_mod is not None else None
+    return {name: median(ts) for name, ts in times.items()}, agreement, threads
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="few repeats and a small scale table")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale table")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
+    print(environment_line("numpy", "torch"))
+    print()
+
+    progress("headline size")
+    t, agree, threads = measure(100, 32, 16, 128, 10, repeats)
+    rows = []
+    for name, label in [
+        ("unrollgrad", "unrollgrad (nn.RNNModel, loss.backward())"),
+        ("pytorch", f"PyTorch CPU ({threads} threads)"),
+        ("numpy", "numpy, hand-derived BPTT (fast)"),
+    ]:
+        if name in t:
+            ratio = t["unrollgrad"] / t[name]
+            rows.append([label, f"{t[name] * 1e3:.2f} ms", fmt_times(ratio), f"{agree[name]:.1e}"])
+        else:
+            rows.append([label, "not installed", "-", "-"])
+    print(
+        format_table(
+            "Many-to-many RNN + softmax cross-entropy, T=100, batch 32, 16 in, 128 hidden, 10 classes, "
+            "forward + backward (median)",
+            ["implementation", "time", "unrollgrad / this", "max |difference|"],
+            rows,
+            args.markdown,
+        )
+    )
+    print()
+    r_np = t["unrollgrad"] / t["numpy"]
+    print(f"goal: within {GOAL_NUMPY}x of the fast numpy -> {r_np:.2f}x {'PASS' if r_np <= GOAL_NUMPY else 'MISS'}")
+    if "pytorch" in t:
+        r_pt = t["unrollgrad"] / t["pytorch"]
+        print(f"goal: at most {GOAL_TORCH}x PyTorch's time -> {r_pt:.2f}x {'PASS' if r_pt <= GOAL_TORCH else 'MISS'}")
+    else:
+        print("goal vs PyTorch: not measured (install the extra: pip install -e '.[torch]')")
+
+    if args.no_scale:
+        return
+    print()
+    Ts = (10, 100) if args.quick else (10, 100, 1000)
+    Hs = (32, 128) if args.quick else (32, 128, 512)
+    rows = []
+    for H in Hs:
+        for T in Ts:
+            progress(f"scale T={T} hidden={H}")
+            reps = max(3, repeats // (3 if T >= 1000 else 1))
+            ts, _, _ = measure(T, 32, 16, H, 10, reps)
+            row = [str(T), str(H), f"{ts['unrollgrad'] * 1e3:.1f} ms", f"{ts['unrollgrad'] / T * 1e6:.0f} us"]
+            for other in ("pytorch", "numpy"):
+                row.append(fmt_times(ts["unrollgrad"] / ts[other]) if other in ts else "-")
+            rows.append(row)
+    print(
+        format_table(
+            "Scale: batch 32, 16 in, 10 classes, forward + backward (median)",
+            ["T", "hidden", "unrollgrad", "per step", "vs PyTorch", "vs numpy"],
+            rows,
+            args.markdown,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

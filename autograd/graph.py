@@ -50,13 +50,20 @@ class Op(str):
     """
 
     def __new__(cls, name: str, backward=None):
-        self = super().__new__(cls, name)
-        self.backward = backward
-        return self
+        # Each op gets its own subclass holding ``backward``: the backward loop finds it on
+        # the type, which is cheaper than an instance attribute of a str subclass.
+        kind = type(cls.__name__, (cls,), {"__slots__": (), "backward": staticmethod(backward)})
+        return super().__new__(kind, name)
+
+    def __reduce__(self):
+        return (Op, (str(self), type(self).backward))
 
     def __repr__(self) -> str:
         return f"Op({str.__repr__(self)})"
 
+
+# In a node's ``_p1``: its parents, more than two of them, are the tuple in ``_p0``.
+MANY = object()
 
 # The op of a result computed while recording was off: it has no parents, and backward
 # from it is refused. Its name is empty, so it reads as "no op", as a leaf's does.
@@ -167,13 +174,15 @@ class Node:
     (the :class:`Op` that made it; ``""`` for a leaf), ``_scope`` (tuple of scope tags),
     ``_id`` (creation order, which is a topological order of any graph).
 
-    NOTE: the parents are stored in slots, ``_p0`` and ``_p1`` (``None`` where absent), and
-    ``_more`` for a third parent onwards (only some Tensor ops have them); ``_prev`` is
-    read from those. A tuple per node would double the objects the garbage collector
-    tracks, which measurably slows down building large scalar graphs.
+    NOTE: the parents are stored in two slots, ``_p0`` and ``_p1`` (``None`` where absent;
+    a leaf sets only ``_p0``). An op with more than two parents (some Tensor ops) stores
+    their tuple in ``_p0`` and :data:`MANY` in ``_p1``. ``_prev`` is read from those. A
+    tuple per node would double the objects the garbage collector tracks, and every slot
+    is visited by each collection, which measurably slows down building large scalar
+    graphs; for the same reason ``label`` is only stored when it is set.
     """
 
-    __slots__ = ("data", "grad", "label", "_p0", "_p1", "_more", "_op", "_scope", "_id")
+    __slots__ = ("data", "grad", "_label", "_p0", "_p1", "_op", "_scope", "_id")
 
     _EMPTY_GRAD = None  # the gradient of a node that backward has not reached
 
@@ -197,6 +206,15 @@ class Node:
         return str(self._op)
 
     @property
+    def label(self) -> str:
+        """A name for this node in drawings and messages (``""`` if none was given)."""
+        return getattr(self, "_label", "")
+
+    @label.setter
+    def label(self, name: str) -> None:
+        self._label = name
+
+    @property
     def _prev(self) -> tuple:
         a = self._p0
         if a is None:
@@ -204,7 +222,7 @@ class Node:
         b = self._p1
         if b is None:
             return (a,)
-        return (a, b, *self._more) if self._more else (a, b)
+        return a if b is MANY else (a, b)
 
     @property
     def parents(self) -> tuple:
@@ -249,8 +267,7 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
         link(out, prev)
         out._op = op
     else:
-        out._p0 = out._p1 = None
-        out._more = ()
+        out._p0 = None
         out._op = NOT_RECORDED
     if STATE.anomaly and not out._is_finite(out.data):
         raise AnomalyError(
@@ -263,9 +280,11 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
 def link(out: Node, prev: tuple) -> None:
     """Store the parents ``prev`` on ``out`` (see the NOTE on :class:`Node`)."""
     n = len(prev)
-    out._p0 = prev[0] if n else None
-    out._p1 = prev[1] if n > 1 else None
-    out._more = prev[2:] if n > 2 else ()
+    if n > 2:
+        out._p0, out._p1 = tuple(prev), MANY
+    else:
+        out._p0 = prev[0] if n else None
+        out._p1 = prev[1] if n > 1 else None
 
 
 def _inputs(prev) -> str:
@@ -278,6 +297,13 @@ def topological_order(root: Node) -> list:
     Iterative: it collects the reachable nodes with an explicit stack, then sorts them by
     creation order, which is topological because a node's parents exist before it.
     """
+    return _walk(root, object())[0]
+
+
+def _walk(root: Node, empty) -> tuple[list, list]:
+    """:func:`topological_order`, and (node, grad) for the nodes whose grad is not ``empty``."""
+    held = [] if root.grad is empty else [(root, root.grad)]
+    hold = held.append
     seen = {root}
     add = seen.add
     stack = [root]
@@ -288,20 +314,26 @@ def topological_order(root: Node) -> list:
         p = node._p0
         if p is None:
             continue
-        if p not in seen:
-            add(p)
-            push(p)
-        p = node._p1
-        if p is None:
+        q = node._p1
+        if q is MANY:
+            for r in p:
+                if r not in seen:
+                    add(r)
+                    push(r)
+                    if r.grad is not empty:
+                        hold((r, r.grad))
             continue
         if p not in seen:
             add(p)
             push(p)
-        for p in node._more:
-            if p not in seen:
-                add(p)
-                push(p)
-    return sorted(seen, key=_by_id)
+            if p.grad is not empty:
+                hold((p, p.grad))
+        if q is not None and q not in seen:
+            add(q)
+            push(q)
+            if q.grad is not empty:
+                hold((q, q.grad))
+    return sorted(seen, key=_by_id), held
 
 
 def backward(root: Node, grad=None) -> None:
@@ -321,12 +353,11 @@ def backward(root: Node, grad=None) -> None:
             "graph (it was computed under no_grad() or detached)"
         )
     seed = type(root)._seed(root, grad)
-    order = topological_order(root)
-    # A pass computes fresh gradients: those already there are set aside and added back
+    # A pass computes fresh gradients: those already there are held aside and added back
     # at the end, so interior nodes do not propagate them twice, and a pass that raises
     # leaves every gradient as it was before it started.
     empty = root._EMPTY_GRAD
-    held = [(n, n.grad) for n in order if n.grad is not empty]
+    order, held = _walk(root, empty)
     for node, _ in held:
         node.grad = empty
     root.grad = seed

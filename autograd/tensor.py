@@ -73,12 +73,12 @@ class Tensor(Node):
             raise TypeError(f"Tensor dtype must be floating, got {arr.dtype}")
         self.data = arr
         self.grad = None
-        self.label = label
+        if label:
+            self._label = label
         self.requires_grad = bool(requires_grad)
         self._params = None
         self._borrowed = False
-        self._p0 = self._p1 = None
-        self._more = ()
+        self._p0 = None
         self._op = ""
         self._scope = STATE.scope
         self._id = _next_id()
@@ -208,7 +208,8 @@ class Tensor(Node):
         out = _new(Tensor)
         out.data = self.data
         out.grad = None
-        out.label = self.label
+        if self.label:
+            out.label = self.label
         out.requires_grad = False
         out._params = None
         out._borrowed = False
@@ -364,12 +365,10 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
     out = _new(Tensor)
     out.data = arr
     out.grad = None
-    out.label = ""
     out.requires_grad = False
     out._params = None
     out._borrowed = False
-    out._p0 = out._p1 = None
-    out._more = ()
+    out._p0 = None
     out._op = ""
     out._scope = STATE.scope
     out._id = _next_id()
@@ -388,7 +387,6 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     out = _new(Tensor)
     out.data = data
     out.grad = None
-    out.label = ""
     out._params = params or None
     out._borrowed = False
     track = False

@@ -63,9 +63,9 @@ class Value(Node):
     def __init__(self, data, label: str = ""):
         self.data = _real(data, "Value")
         self.grad = _ZERO
-        self.label = label
-        self._p0 = self._p1 = None
-        self._more = ()
+        if label:
+            self._label = label
+        self._p0 = None
         self._op = ""
         self._scope = STATE.scope
         self._id = _next_id()
@@ -205,27 +205,25 @@ def _constant(x, what: str) -> Value:
     out = _new(Value)
     out.data = _real(x, what)
     out.grad = _ZERO
-    out.label = ""
-    out._p0 = out._p1 = None
-    out._more = ()
+    out._p0 = None
     out._op = ""
     out._scope = STATE.scope
     out._id = _next_id()
     return out
 
 
-def _result(data: float, a: Value, b: Value | None, op: Op) -> Value:
-    """The node for ``op``'s result ``data`` computed from ``a`` (and ``b``)."""
+def _result(data: float, a: Value, b: Value | None, op: Op,
+            _new=_new, Value=Value, _ZERO=_ZERO, state=STATE, _next_id=_next_id) -> Value:
+    """The node for ``op``'s result ``data`` computed from ``a`` (and ``b``).
+    (The keyword defaults make module globals local names: this runs once per node.)"""
     out = _new(Value)
     out.data = data
     out.grad = _ZERO
-    out.label = ""
-    if STATE.plain:  # the hot path: recording on, no anomaly checks
+    if state.plain:  # the hot path: recording on, no anomaly checks
         out._p0 = a
         out._p1 = b
-        out._more = ()
         out._op = op
-        out._scope = STATE.scope
+        out._scope = state.scope
         out._id = _next_id()
         return out
     return record(out, (a,) if b is None else (a, b), op)

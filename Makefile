@@ -10,6 +10,7 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Use-Pty=0
 
 # One line per benchmark module, each run as `python -m <module> $(BENCH_ARGS)`.
 BENCHMARKS += benchmarks.scalar
+BENCHMARKS += benchmarks.viz
 BENCHMARKS += benchmarks.tensor
 BENCHMARKS += benchmarks.rnn
 BENCH_ARGS ?=

@@ -15,6 +15,7 @@ from .graph import (
 )
 from .tensor import Tensor, concat, stack
 from .value import Value
+from .viz import draw_graph, save_graph
 
 __all__ = [
     "AnomalyError",
@@ -26,11 +27,13 @@ __all__ = [
     "concat",
     "current_scope",
     "detect_anomaly",
+    "draw_graph",
     "enable_grad",
     "gradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "no_grad",
+    "save_graph",
     "scope",
     "stack",
     "topological_order",

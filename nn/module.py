@@ -6,6 +6,8 @@ import functools
 
 import numpy as np
 
+from autograd import draw_graph, enable_grad
+
 from . import backends
 
 __all__ = ["Module"]
@@ -140,6 +142,14 @@ class Module:
             backends.set_data(params[name], arr)
 
     # --- display ---------------------------------------------------------------------------
+    def draw(self, x, **kwargs):
+        """Run ``self(x)`` and draw the graph of its output(s) (a node, an object array of
+        Values, or a tuple such as ``(y, h_n)``) with :func:`autograd.draw_graph`, which
+        takes ``kwargs``. The parameters appear under their names (``rnn.cells.0.W_hh``)."""
+        with enable_grad():
+            out = self(x)
+        return draw_graph(out, **kwargs)
+
     def extra_repr(self) -> str:
         return ""
 

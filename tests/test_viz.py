@@ -1,0 +1,525 @@
+"""Rendering the graph: the DOT text checked against the graph itself and hand-computed numbers.
+
+The DOT text is read by a small parser (``parse``) into nodes (with the titles of the boxes
+around them), edges and boxes; invisible layout helpers are left out.
+"""
+
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import nn
+from autograd import Tensor, Value, draw_graph, no_grad, save_graph, scope, topological_order
+from autograd.viz import GraphvizNotFoundError
+
+# --- a small DOT parser ---------------------------------------------------------------------
+ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"\]]+)')
+NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
+
+
+def attributes(text):
+    out = {}
+    for key, value in ATTR.findall(text or ""):
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value[1:-1])
+        out[key] = value
+    return out
+
+
+class Dot:
+    """``nodes``: name -> attributes, plus ``boxes``, the titles of the boxes around the node,
+    outermost first; ``edges``: (tail, head, attributes); ``boxes``: titles in source order."""
+
+    def __init__(self, source):
+        self.nodes, self.edges, self.boxes = {}, [], []
+        stack, pending = [], None
+        for line in source.splitlines()[1:]:
+            if m := re.match(r"^\s*subgraph (cluster_\d+) \{$", line):
+                pending = m.group(1)
+            elif pending and (m := re.match(r"^\s*graph \[(.*)\]$", line)):
+                stack.append(attributes(m.group(1))["label"])
+                self.boxes.append(tuple(stack))
+                pending = None
+            elif line.strip() == "}":
+                if stack:
+                    stack.pop()
+            elif "rank=same" in line or line.strip().startswith(("graph [", "node [", "edge [")):
+                continue
+            elif m := EDGE.match(line):
+                attrs = attributes(m.group(3))
+                if attrs.get("style") != "invis":
+                    self.edges.append((m.group(1), m.group(2), attrs))
+            elif m := NODE.match(line):
+                attrs = attributes(m.group(2))
+                if attrs.get("style") != "invis":
+                    attrs["boxes"] = tuple(stack)
+                    self.nodes[m.group(1)] = attrs
+
+    def named(self, first_line):
+        """The nodes whose label starts with the line ``first_line``."""
+        return [k for k, a in self.nodes.items() if a["label"].split("\n")[0] == first_line]
+
+    def out_edges(self, name):
+        return [(t, h, a) for t, h, a in self.edges if t == name]
+
+
+def parse(drawing):
+    return Dot(drawing.source)
+
+
+def graph_nodes(*roots):
+    """Every node the roots depend on, in the order the drawing numbers them (n0, n1, ...)."""
+    nodes = set()
+    for r in roots:
+        nodes.update(topological_order(r))
+    return sorted(nodes, key=lambda v: v._id)
+
+
+def graph_edges(nodes):
+    return {(p, c) for c in nodes for p in c._prev}
+
+
+def rnn_output(engine, num_layers=1, T=3, hidden=2, seed=0):
+    rnn = nn.RNN(2, hidden, num_layers=num_layers, engine=engine, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((T, 1, 2))
+    return rnn, rnn(x)
+
+
+def flat_roots(out):
+    roots = []
+    for part in out:
+        roots += list(part.ravel()) if isinstance(part, np.ndarray) else [part]
+    return roots
+
+
+# --- nodes, edges and numbering -------------------------------------------------------------
+def test_node_and_edge_counts_match_the_graph_value():
+    x, w = Value(2.0, "x"), Value(-3.0, "w")
+    z = x * w
+    y = (z * z + z).tanh() + x * x  # z used three times, x * x uses x twice
+    dot = parse(draw_graph(y))
+    nodes = graph_nodes(y)
+    assert len(dot.nodes) == len(nodes) == 8
+    assert len(dot.edges) == len(graph_edges(nodes))
+    assert sorted(a.get("label", "") for _, _, a in dot.edges) == [""] * (len(dot.edges) - 2) + ["×2", "×2"]
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_node_and_edge_counts_match_the_graph_rnn(engine, num_layers):
+    _, out = rnn_output(engine, num_layers)
+    drawing = draw_graph(out)
+    dot = parse(drawing)
+    nodes = graph_nodes(*flat_roots(out))
+    assert len(dot.nodes) == len(nodes) == drawing.node_count
+    assert len(dot.edges) == len(graph_edges(nodes)) == drawing.edge_count
+    # every edge joins the right nodes: n<i> is the i-th node in creation order
+    index = {node: i for i, node in enumerate(nodes)}
+    assert {(t, h) for t, h, _ in dot.edges} == {(f"n{index[p]}", f"n{index[c]}") for p, c in graph_edges(nodes)}
+
+
+def test_same_graph_gives_the_same_text():
+    sources = []
+    for _ in range(2):
+        _, out = rnn_output("value", num_layers=2)
+        sources += [draw_graph(out).source, draw_graph(out).source]
+    assert len(set(sources)) == 1
+
+
+# --- boxes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_one_box_per_time_step_per_layer(engine, num_layers):
+    _, out = rnn_output(engine, num_layers)
+    dot = parse(draw_graph(out))
+    expected = []
+    for l in range(num_layers):
+        expected += [(f"layer {l}",)] + [(f"layer {l}", f"t={t}") for t in (1, 2, 3)]
+    assert dot.boxes == expected  # in time order, steps nested in their layer
+    nodes = graph_nodes(*flat_roots(out))
+    for i, node in enumerate(nodes):
+        if node._prev:  # an op sits in the box of its own scope
+            assert dot.nodes[f"n{i}"]["boxes"] == node._scope
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_shared_parameters_drawn_once_outside_the_steps(engine, num_layers):
+    rnn, out = rnn_output(engine, num_layers)
+    dot = parse(draw_graph(out))
+    for l, cell in enumerate(rnn.cells):
+        entries = [cell.W_hh] if engine == "tensor" else list(cell.W_hh.ravel())
+        for p in entries:
+            (name,) = dot.named(p.label)  # exactly once
+            node = dot.nodes[name]
+            assert node["boxes"] == (f"layer {l}",)
+            assert node["shape"] == "hexagon" and node["fillcolor"] == "#ffd591"
+            users = dot.out_edges(name)
+            assert len(users) == 3  # one use per time step
+            assert sorted(dot.nodes[h]["boxes"] for _, h, _ in users) == [(f"layer {l}", f"t={t}") for t in (1, 2, 3)]
+    if engine == "tensor":  # W_xh serves all steps in one fused product: a parameter, not shared
+        (name,) = dot.named(rnn.cells[0].W_xh.label)
+        assert dot.nodes[name]["shape"] == "box" and dot.nodes[name]["fillcolor"] == "#d6e6f5"
+        assert dot.nodes[name]["boxes"] == ("layer 0",)
+
+
+def test_leaf_placement_by_common_scope_of_users():
+    w = Value(0.5, "w")  # used in two layers: top level
+    u = Value(2.0, "u")  # used in one step only: inside it
+    h = Value(1.0)
+    for l in range(2):
+        with scope(f"layer {l}"):
+            for t in (1, 2):
+                with scope(f"t={t}"):
+                    h = (h * w).tanh()
+                    if (l, t) == (1, 2):
+                        h = h + u
+    dot = parse(draw_graph(h))
+    (wn,) = dot.named("w")
+    (un,) = dot.named("u")
+    assert dot.nodes[wn]["boxes"] == () and dot.nodes[wn]["shape"] == "hexagon"
+    assert dot.nodes[un]["boxes"] == ("layer 1", "t=2") and dot.nodes[un]["shape"] == "box"
+    assert len(dot.out_edges(wn)) == 4
+
+
+# --- labels -----------------------------------------------------------------------------------
+def test_value_labels_show_name_data_and_gradient_after_backward():
+    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    c = a * b
+    c.label = "c"
+    d = c.tanh()
+    before = parse(draw_graph(d))
+    labels = sorted(n["label"] for n in before.nodes.values())
+    assert labels == ["a\ndata 2", "b\ndata -3", "c = *\ndata -6", f"tanh\ndata {math.tanh(-6):.4g}"]
+    d.backward()
+    after = parse(draw_graph(d))
+    dc = 1 - math.tanh(-6) ** 2
+    labels = sorted(n["label"] for n in after.nodes.values())
+    assert labels == [
+        f"a\ndata 2\ngrad {-3 * dc:.4g}",
+        f"b\ndata -3\ngrad {2 * dc:.4g}",
+        f"c = *\ndata -6\ngrad {dc:.4g}",
+        f"tanh\ndata {math.tanh(-6):.4g}\ngrad 1",
+    ]
+
+
+def test_tensor_labels_show_shape_entries_or_mean_and_range():
+    W = Tensor([[1.0, 2.0, 0.5], [3.0, 4.0, -1.0]], requires_grad=True, label="W")
+    x = Tensor([1.0, -1.0])
+    y = x @ W  # [-2, -2, 1.5]
+    s = y.sum()
+    s.backward()
+    dot = parse(draw_graph(s))
+    (wn,) = dot.named("W")
+    assert dot.nodes[wn]["label"] == "W\ndata 2×3 mean 1.583\nrange [-1, 4]\ngrad mean 0\nrange [-1, 1]"
+    (yn,) = dot.named("@")
+    assert dot.nodes[yn]["label"] == "@\ndata 3 [-2, -2, 1.5]\ngrad [1, 1, 1]"
+    (sn,) = dot.named("sum")
+    assert dot.nodes[sn]["label"] == "sum\ndata -2.5\ngrad 1"
+    (xn,) = [k for k, a in dot.nodes.items() if a["label"].startswith("data")]
+    assert dot.nodes[xn]["label"] == "data 2 [1, -1]" and dot.nodes[xn]["fillcolor"] == "#ececec"
+
+
+def test_options_turn_parts_off():
+    a, b = Value(2.0, "a"), Value(-3.0)
+    c = a * b + 1.0
+    c.backward()
+    for option, gone in (("show_data", "data "), ("show_grad", "grad "), ("show_label", "a")):
+        dot = parse(draw_graph(c, **{option: False}))
+        lines = [line for n in dot.nodes.values() for line in n["label"].split("\n")]
+        assert not any(line.startswith(gone) for line in lines), option
+        assert len(dot.nodes) == 5
+    bare = parse(draw_graph(c, show_data=False, show_grad=False, show_label=False))
+    assert sorted(n["label"] for n in bare.nodes.values()) == ["*", "+", "constant", "constant", "parameter"]
+
+
+def test_group_and_rankdir_options():
+    _, out = rnn_output("tensor")
+    flat = draw_graph(out, group=False, rankdir="TB")
+    assert "cluster" not in flat.source and flat.graph_attr["rankdir"] == "TB"
+    assert len(parse(flat).nodes) == len(parse(draw_graph(out)).nodes)
+    with pytest.raises(ValueError, match=r"rankdir must be one of \['LR', 'TB', 'RL', 'BT'\], got 'XY'"):
+        draw_graph(out, rankdir="XY")
+    with pytest.raises(ValueError, match="on_overflow must be 'raise' or 'collapse', got 'ignore'"):
+        draw_graph(out, on_overflow="ignore")
+    with pytest.raises(ValueError, match="max_nodes must be a positive int or None, got 0"):
+        draw_graph(out, max_nodes=0)
+
+
+# --- roots -------------------------------------------------------------------------------------
+def test_several_roots_share_their_nodes():
+    x = Value(1.5, "x")
+    y1, y2 = x.tanh(), x * 2.0
+    for roots in ([y1, y2], (y1, y2, y1), np.array([y1, y2], dtype=object), [np.array([y1], dtype=object), y2]):
+        dot = parse(draw_graph(roots))
+        assert len(dot.nodes) == 4 and len(dot.edges) == 3
+        outputs = [n for n in dot.nodes.values() if n["fillcolor"] == "#d9f0d3"]
+        assert sorted(n["label"].split("\n")[0] for n in outputs) == ["*", "tanh"]
+        assert len(dot.named("x")) == 1
+
+
+def test_bad_roots_raise_clear_errors():
+    with pytest.raises(TypeError, match="expects a Value, a Tensor.*got a float"):
+        draw_graph(3.0)
+    with pytest.raises(TypeError, match="got a numpy float64 array"):
+        draw_graph(np.zeros(3))
+    with pytest.raises(ValueError, match="nothing to draw"):
+        draw_graph([])
+
+
+# --- collapse and the size guard ----------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_collapse_folds_each_time_step_into_one_node(engine):
+    _, out = rnn_output(engine, num_layers=2)
+    full, folded = parse(draw_graph(out)), parse(draw_graph(out, collapse=True))
+    steps = [b for b in full.boxes if b[-1].startswith("t=")]
+    summaries = [k for k in folded.nodes if k.startswith("s")]
+    assert len(summaries) == len(steps) == 6
+    assert folded.boxes == [("layer 0",), ("layer 1",)]
+    nodes = graph_nodes(*flat_roots(out))
+    for k in summaries:
+        node = folded.nodes[k]
+        title = node["label"].split(":")[0]
+        inside = [v for v in nodes if v._scope == node["boxes"] + (title,)]
+        ops = [str(v._op) for v in inside if v._op]
+        counts = ", ".join(f"{op} {ops.count(op)}" for op in dict.fromkeys(ops))
+        text = node["label"].replace("\n", ", ")
+        assert text.startswith(f"{title}: {len(ops)} ops, {counts}")
+    # shared parameters stay, one per layer (per entry on the value engine)
+    assert len(folded.named("cells.1.W_hh" if engine == "tensor" else "cells.1.W_hh[0,1]")) == 1
+
+
+def test_collapse_labels_and_merged_edges_by_hand():
+    _, out = rnn_output("tensor", num_layers=1, T=3)
+    dot = parse(draw_graph(out, collapse=True))
+    labels = {k: n["label"] for k, n in dot.nodes.items() if k.startswith("s")}
+    ops = "getitem 1, @ 1, + 1, tanh 1"
+    # t=1 also holds H_0 = 0; its inputs: X_1 W_xh + b_h (sliced from the fused product) and W_hh
+    assert labels == {
+        "s0": f"t=1: 4 ops\n{ops}\n1 leaf\nedges: 2 in, 2 out",
+        "s1": f"t=2: 4 ops\n{ops}\nedges: 3 in, 2 out",
+        "s2": f"t=3: 4 ops\n{ops}\nedges: 3 in, 2 out",
+    }
+    _, out = rnn_output("value", num_layers=1, T=3, hidden=2)
+    dot = parse(draw_graph(out, collapse=True))
+    between = [a.get("label") for t, h, a in dot.edges if (t, h) in (("s0", "s1"), ("s1", "s2"))]
+    assert between == ["×4", "×4"]  # h_{t-1}[i] * W_hh[i, j] for i, j in 2 x 2
+
+
+def test_size_guard_suggests_collapse_or_collapses():
+    _, out = rnn_output("value", T=3)
+    n = len(graph_nodes(*flat_roots(out)))
+    with pytest.raises(ValueError, match=rf"the graph has {n} nodes, more than max_nodes={n - 1}; pass collapse=True"):
+        draw_graph(out, max_nodes=n - 1)
+    drawing = draw_graph(out, max_nodes=n - 1, on_overflow="collapse")
+    assert drawing.collapsed and sum(k.startswith("s") for k in parse(drawing).nodes) == 3
+    assert drawing.node_count == len(parse(drawing).nodes) < n
+    with pytest.raises(ValueError, match=rf"even with every time step collapsed the drawing has {drawing.node_count} "):
+        draw_graph(out, max_nodes=drawing.node_count - 1, on_overflow="collapse")
+    assert not draw_graph(out, max_nodes=n).collapsed
+
+
+def test_long_sequences_wrap_into_rows():
+    _, out = rnn_output("tensor", T=25)
+    drawing = draw_graph(out, collapse=True)
+    dot = parse(drawing)
+    constraint = {(t, h): a.get("constraint") for t, h, a in dot.edges if t.startswith("s") and h.startswith("s")}
+    assert constraint[("s9", "s10")] == constraint[("s19", "s20")] == "false"  # into rows 2 and 3
+    assert constraint[("s8", "s9")] is None and constraint[("s10", "s11")] is None
+    # the k-th steps of all rows share a rank, stacked in time order (top to bottom in LR)
+    assert "{rank=same; s20 -> s10 -> s0 [style=invis]}" in drawing.source
+    for one_line in (draw_graph(out, collapse=True, steps_per_row=None), draw_graph(out)):
+        assert "rank=same" not in one_line.source and "constraint=false" not in one_line.source
+
+
+# --- gradient view ---------------------------------------------------------------------------------
+def flow(attrs):
+    return float(re.fullmatch(r"gradient passed back: (\S+)", attrs["tooltip"]).group(1))
+
+
+def node_state(v):
+    """Every slot of a node, by identity."""
+    slots = [name for klass in type(v).__mro__ for name in getattr(klass, "__slots__", ())]
+    return [(name, id(getattr(v, name, None))) for name in slots]
+
+
+def test_gradient_view_edges_carry_the_vjp_contributions():
+    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    c = a * b
+    d = c.tanh()
+    d.backward()
+    grads = [(v, v.grad) for v in (a, b, c, d)]
+    dot = parse(draw_graph(d, gradient_view=True, edge_labels=True))
+    name = {v: dot.named(label)[0] for v, label in ((a, "a"), (b, "b"), (c, "*"), (d, "tanh"))}
+    edges = {(t, h): attrs for t, h, attrs in dot.edges}
+    assert all(attrs["dir"] == "back" for attrs in edges.values())  # arrows point to the parents
+    dc = 1 - math.tanh(-6) ** 2
+    expected = {(c, d): dc, (a, c): abs(dc * b.data), (b, c): abs(dc * a.data)}
+    for (p, child), size in expected.items():
+        attrs = edges[(name[p], name[child])]
+        assert flow(attrs) == pytest.approx(size, rel=1e-5)
+        assert float(attrs["xlabel"]) == pytest.approx(size, rel=1e-2)
+    # the largest edge (into a) is the widest and darkest; the others are thinner on a log scale
+    # over 4 decades: a k times smaller edge gets 0.5 + 4.5 (1 - log10(k) / 4)
+    assert edges[(name[a], name[c])]["penwidth"] == "5.00" and edges[(name[a], name[c])]["color"] == "#8c0000"
+    for p, k in ((b, 1.5), (c, 3.0)):
+        width = float(edges[(name[p], name[c if p is b else d])]["penwidth"])
+        assert width == pytest.approx(0.5 + 4.5 * (1 - math.log10(k) / 4), abs=0.006)
+    assert all(v.grad == g for v, g in grads)  # drawing changed no gradient
+
+
+def test_gradient_view_sums_both_uses_of_a_parent():
+    x = Value(3.0, "x")
+    y = x * x
+    y.backward()
+    ((_, _, attrs),) = parse(draw_graph(y, gradient_view=True)).edges
+    assert attrs["label"] == "×2" and flow(attrs) == pytest.approx(6.0)
+
+
+def test_gradient_view_tensor_norms_and_grads_restored_exactly():
+    W = Tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True, label="W")
+    b = Tensor([0.1, -0.2], requires_grad=True, label="b")
+    x = Tensor([1.0, -2.0])
+    h = (x @ W + b).tanh()
+    loss = (h + h * h).sum()  # h gets its gradient from an op that passes g itself on, and from *
+    loss.backward()
+    before = {id(v): v.grad for v in graph_nodes(loss)}
+    copies = {k: None if g is None else g.copy() for k, g in before.items()}
+    states = {id(v): node_state(v) for v in graph_nodes(loss)}
+    dot = parse(draw_graph(loss, gradient_view=True))
+    edges = {(dot.nodes[t]["label"].split("\n")[0], dot.nodes[h]["label"].split("\n")[0]): a for t, h, a in dot.edges}
+    g_pre = (1 + 2 * h.data) * (1 - h.data**2)  # dloss / d(x W + b)
+    assert flow(edges[("W", "@")]) == pytest.approx(np.linalg.norm(np.outer(x.data, g_pre)), rel=1e-5)
+    assert flow(edges[("b", "+")]) == pytest.approx(np.linalg.norm(g_pre), rel=1e-5)
+    (const,) = [a for (t, _), a in edges.items() if t == "data 2 [1, -2]"]
+    assert const["style"] == "dotted"  # x takes no gradient
+    for v in graph_nodes(loss):  # the same gradient objects, with the same numbers
+        assert v.grad is before[id(v)]
+        assert (v.grad is None) or np.array_equal(v.grad, copies[id(v)])
+        assert node_state(v) == states[id(v)]  # and the bookkeeping beside them
+    first = W.grad.copy()
+    loss.backward()  # and the engine's bookkeeping beside them is intact: a second pass adds
+    np.testing.assert_allclose(W.grad, 2 * first)
+
+
+def test_gradient_view_on_an_rnn_reverses_every_edge():
+    model = nn.RNNModel(2, 3, 2, mode="many_to_many", seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 1, 2))
+    y, _ = model(x)
+    loss = (y * y).sum()
+    loss.backward()
+    grads = {name: g.copy() for name, g in model.grad_dict().items()}
+    dot = parse(draw_graph(loss, gradient_view=True))
+    assert dot.edges and all(a["dir"] == "back" for _, _, a in dot.edges)
+    (whh,) = dot.named("rnn.cells.0.W_hh")
+    sizes = sorted(flow(a) for _, _, a in dot.out_edges(whh))
+    assert sizes[0] == 0.0  # step 1 multiplies H_0 = 0
+    assert sum(s**2 for s in sizes) > 0
+    assert all(np.array_equal(g, model.grad_dict()[name]) for name, g in grads.items())
+
+
+def test_gradient_view_collapsed_merges_sizes_as_a_norm():
+    _, (out, _) = rnn_output("value", T=3, hidden=2)
+    loss = sum(out.ravel())
+    loss.backward()
+    full = parse(draw_graph(loss, gradient_view=True))
+    step = {k: n["boxes"][-1] if n["boxes"] else "" for k, n in full.nodes.items()}
+    between = [flow(a) for t, h, a in full.edges if (step[t], step[h]) == ("t=1", "t=2")]
+    assert len(between) == 4
+    folded = parse(draw_graph(loss, gradient_view=True, collapse=True))
+    (attrs,) = [a for t, h, a in folded.edges if (t, h) == ("s0", "s1")]
+    assert attrs["label"] == "×4" and attrs["dir"] == "back"
+    assert flow(attrs) == pytest.approx(math.sqrt(sum(s * s for s in between)), rel=1e-5)
+
+
+def test_gradient_view_needs_a_backward_pass():
+    y = Value(2.0) * Value(3.0)
+    with pytest.raises(RuntimeError, match=r"no output \(1 given\) has a gradient yet: call backward\(\) first"):
+        draw_graph(y, gradient_view=True)
+
+
+# --- models ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_model_draw_names_the_parameters(engine):
+    model = nn.RNNModel(2, 2, 1, mode="many_to_many", engine=engine, seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 1, 2))
+    with no_grad():  # draw records the graph even here
+        drawing = model.draw(x, collapse=False)
+    dot = parse(drawing)
+    names = [n["label"].split("\n")[0] for n in dot.nodes.values()]
+    for pname, p in model.named_parameters():
+        expected = [pname] if engine == "tensor" else [v.label for v in p.ravel()]
+        for label in expected:
+            assert names.count(label) == 1, label
+    y, h_n = model(x)
+    assert len(dot.nodes) == len(graph_nodes(*flat_roots((y, h_n))))
+    titles = set(dot.boxes)
+    assert ("layer 0", "t=3") in titles and ("readout",) in titles
+    if engine == "value":
+        assert ("readout", "t=2") in titles
+
+
+# --- files and rendering ------------------------------------------------------------------------------
+def test_save_graph_each_format(tmp_path):
+    _, out = rnn_output("value")
+    svg = save_graph(out, tmp_path / "g.svg")
+    assert svg == str(tmp_path / "g.svg")
+    texts = {el.text for el in ET.parse(svg).iter() if el.text}
+    assert {"t=1", "t=2", "t=3", "layer 0"} <= texts
+    assert (tmp_path / "g.png").exists() is False
+    assert open(save_graph(out, tmp_path / "g.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(save_graph(out, tmp_path / "g.PDF"), "rb").read(5) == b"%PDF-"
+    assert open(save_graph(out, tmp_path / "g.dot")).read() == draw_graph(out).source
+    drawing = draw_graph(out, collapse=True)
+    assert open(save_graph(drawing, tmp_path / "c.dot")).read() == drawing.source
+    with pytest.raises(TypeError, match="finished drawing and drawing options"):
+        save_graph(drawing, tmp_path / "c.svg", collapse=True)
+    with pytest.raises(ValueError, match=r"extension '\.jpg'; use one of \.svg, \.png, \.pdf, \.dot"):
+        save_graph(out, tmp_path / "g.jpg")
+
+
+def svg_boxes(drawing):
+    """{title: (left, top)} of every node and box of the rendered SVG (y grows downwards)."""
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    out = {}
+    for g in ET.fromstring(drawing.pipe(format="svg")).iter("{http://www.w3.org/2000/svg}g"):
+        title, shape = g.find("svg:title", ns), g.find("svg:polygon", ns)
+        if shape is None:  # rounded boxes are paths
+            shape = g.find("svg:path", ns)
+        if title is None or shape is None or g.get("class") not in ("node", "cluster"):
+            continue
+        label = g.find("svg:text", ns).text if g.get("class") == "cluster" else title.text
+        numbers = [float(v) for v in re.findall(r"-?\d+\.?\d*", shape.get("points") or shape.get("d"))]
+        out[label] = (min(numbers[0::2]), min(numbers[1::2]))
+    return out
+
+
+def test_rendered_layout_runs_left_to_right_in_time():
+    _, out = rnn_output("value", T=3)
+    where = svg_boxes(draw_graph(out))
+    assert where["t=1"][0] < where["t=2"][0] < where["t=3"][0]
+    _, out = rnn_output("tensor", T=25)
+    where = svg_boxes(draw_graph(out, collapse=True))
+    for row in range(3):  # rows of 10 steps, stacked top to bottom
+        columns = [where[f"s{k}"][0] for k in range(10 * row, min(10 * row + 10, 25))]
+        assert columns == sorted(columns) and len(set(columns)) == len(columns)
+    assert where["s0"][1] < where["s10"][1] < where["s20"][1]
+
+
+def test_without_dot_building_works_and_rendering_says_what_to_install(tmp_path, monkeypatch):
+    y = Value(2.0, "x").tanh()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot here
+    drawing = draw_graph(y)
+    assert drawing.source.startswith("digraph unrolled {")
+    assert save_graph(y, tmp_path / "g.dot") and "tanh" in (tmp_path / "g.dot").read_text()
+    message = r"Graphviz's dot program was not found on PATH.*sudo apt-get install graphviz.*brew install graphviz"
+    with pytest.raises(GraphvizNotFoundError, match=message):
+        save_graph(y, tmp_path / "g.svg")
+    with pytest.raises(GraphvizNotFoundError, match=message):
+        drawing._repr_mimebundle_()  # what Jupyter calls to show it inline
+    with pytest.raises(GraphvizNotFoundError, match=r"save it as \.dot"):
+        drawing.render(tmp_path / "out")

@@ -1,5 +1,6 @@
 """unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``)."""
 
+from . import memory  # noqa: F401  (keeps freed memory for the next step; see autograd/memory.py)
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .graph import (
     AnomalyError,

@@ -126,7 +126,8 @@ class Tensor(Node):
         """Add the gradient ``g`` arriving from one use of this tensor into ``self.grad``.
 
         Broadcasting is undone here, once for every op: ``g`` is summed over the axes
-        numpy broadcast. An :class:`_IndexGrad` is scattered into place.
+        numpy broadcast. An :class:`_AddInto` gradient (an index's, or a product in a
+        reused buffer) adds itself into place.
 
         ``aliased`` says ``g`` may be another node's gradient (or a view of it), as after
         ``+`` or ``reshape``. An interior node keeps such a ``g`` without copying it and
@@ -134,7 +135,7 @@ class Tensor(Node):
         copies it, so that the gradients of parameters never share memory.
         """
         buf = self.grad
-        if type(g) is _IndexGrad:
+        if isinstance(g, _AddInto):
             if buf is None or self._borrowed:
                 buf = self.grad = np.zeros(self.data.shape, self.data.dtype) if buf is None else buf.copy()
                 self._borrowed = False
@@ -376,8 +377,17 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
 
 
 def _apply(prim: Primitive, *args, **params) -> Tensor:
-    like = next((a.data for a in args if isinstance(a, Tensor)), None)
-    inputs = tuple(a if type(a) is Tensor else _operand(a, like) for a in args)
+    """Run ``prim`` on ``args`` (Tensors, arrays or numbers) and record the result.
+
+    This runs once per op, so the common case (Tensor inputs, recording on, no anomaly
+    checks) is written out here; everything else goes through the core's ``record``.
+    """
+    inputs = args
+    for a in args:
+        if type(a) is not Tensor:
+            like = next((t.data for t in args if isinstance(t, Tensor)), None)
+            inputs = tuple(t if type(t) is Tensor else _operand(t, like) for t in args)
+            break
     try:
         data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError) as e:
@@ -394,6 +404,14 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
         if x.requires_grad:
             track = True
             break
+    if track and STATE.plain and len(inputs) <= 2:
+        out.requires_grad = True
+        out._p0 = inputs[0]
+        out._p1 = inputs[1] if len(inputs) == 2 else None
+        out._op = prim.op
+        out._scope = STATE.scope
+        out._id = _next_id()
+        return out
     out.requires_grad = track and STATE.grad_enabled
     return record(out, inputs, prim.op, track)
 
@@ -411,25 +429,53 @@ class Primitive:
         self.vjps = vjps
         self.aliases = aliases
         self.variadic = variadic
-        self.op = Op(name, self._backward)
+        backward = {1: self._backward_unary, 2: self._backward_binary}.get(len(vjps), self._backward)
+        self.op = Op(name, self._backward if variadic else backward)
 
     def _backward(self, node: Tensor) -> None:
-        g = node.grad
+        g, out = node.grad, node.data
         prev = node._prev
-        out = node.data
         arrays = [p.data for p in prev]
-        params = node._params or {}
-        aliases = self.aliases
+        params = node._params or _NO_PARAMS
         for i, p in enumerate(prev):
             if p.requires_grad:
                 if self.variadic:
                     gi = self.vjps[0](i, g, out, *arrays, **params)
                 else:
                     gi = self.vjps[i](g, out, *arrays, **params)
-                p._accumulate(gi, aliases)
+                p._accumulate(gi, self.aliases)
+
+    # The same as _backward for the one- and two-input ops, written out: it runs once per node.
+    def _backward_unary(self, node: Tensor) -> None:
+        a = node._p0
+        if a.requires_grad:
+            params = node._params or _NO_PARAMS
+            a._accumulate(self.vjps[0](node.grad, node.data, a.data, **params), self.aliases)
+
+    def _backward_binary(self, node: Tensor) -> None:
+        a, b = node._p0, node._p1
+        g, out, x, y = node.grad, node.data, a.data, b.data
+        params = node._params or _NO_PARAMS
+        if a.requires_grad:
+            a._accumulate(self.vjps[0](g, out, x, y, **params), self.aliases)
+        if b.requires_grad:
+            b._accumulate(self.vjps[1](g, out, x, y, **params), self.aliases)
 
 
-class _IndexGrad:
+_NO_PARAMS: dict = {}
+
+
+class _AddInto:
+    """A gradient that adds itself into its input's gradient buffer, rather than an array
+    the edge may keep: see :class:`_IndexGrad` and :class:`_Scratch`."""
+
+    __slots__ = ()
+
+    def add_into(self, buf: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class _IndexGrad(_AddInto):
     """The gradient of ``x[index]``: ``g`` to be added into ``x``'s gradient at ``index``.
     Kept sparse so that reading every step ``x[t]`` of a sequence stays linear in T."""
 
@@ -443,6 +489,40 @@ class _IndexGrad:
             np.add.at(buf, self.index, self.g)
         else:
             buf[self.index] += self.g
+
+
+class _Scratch(_AddInto):
+    """A large product computed into a buffer that is reused for the next one of its shape.
+
+    NOTE: a weight used at every step of a sequence (W_hh) receives one (hidden x hidden)
+    product per step. Allocating and freeing each of them lets the C allocator hand the
+    top of the heap back to the system and fault it in again on the next step, which
+    measurably costs more than the product itself; one reused buffer per shape avoids that.
+    """
+
+    __slots__ = ("g",)
+    _buffers: dict = {}
+    MIN_BYTES = 1 << 16
+
+    def __init__(self, g):
+        self.g = g
+
+    def add_into(self, buf: np.ndarray) -> None:
+        buf += self.g
+
+    @classmethod
+    def matmul(cls, x: np.ndarray, y: np.ndarray):
+        """``x @ y`` for 2-D arrays: a plain array if small, else a :class:`_Scratch`."""
+        shape, dtype = (x.shape[0], y.shape[1]), np.result_type(x, y)
+        if shape[0] * shape[1] * dtype.itemsize < cls.MIN_BYTES:
+            return x @ y
+        key = (shape, dtype)
+        out = cls._buffers.get(key)
+        if out is None:
+            out = np.empty(shape, dtype)
+            if len(cls._buffers) < 32:
+                cls._buffers[key] = out
+        return cls(np.matmul(x, y, out=out))
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -500,6 +580,8 @@ def _keep(g, axis, keepdims):
 
 def _matmul_vjp(which):
     def vjp(g, out, a, b):
+        if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x, xᵀ g for W (often large, one per use)
+            return g @ b.T if which == 0 else _Scratch.matmul(a.T, g)
         # Promote 1-D operands as matmul does, apply the 2-D rule, then drop the added axes.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -560,7 +642,13 @@ MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
-TANH = Primitive("tanh", np.tanh, lambda g, out, a: g * (1.0 - out * out))
+def _tanh_vjp(g, out, a):
+    d = np.multiply(out, out, out=np.empty_like(out))  # g (1 - tanh²) in one new array, not three
+    np.subtract(1.0, d, out=d)
+    return np.multiply(g, d, out=d)
+
+
+TANH = Primitive("tanh", np.tanh, _tanh_vjp)
 SIGMOID = Primitive("sigmoid", _sigmoid, lambda g, out, a: g * out * (1.0 - out))
 # NOTE: relu'(0) = 0, as for Value.
 RELU = Primitive("relu", lambda a: np.maximum(a, 0.0), lambda g, out, a: g * (a > 0))

@@ -107,6 +107,10 @@ class Value(Node):
             raise ValueError(f"Value ** {p}: a negative base ({x}) needs an integer exponent")
         return _result(_ieee(pow, x, p), self, None, _pow_op(p))
 
+    # x + Value and x * Value build the same node as Value + x (parents: the Value, then x)
+    __radd__ = __add__
+    __rmul__ = __mul__
+
     def exp(self):
         return _result(_ieee(math.exp, self.data), self, None, EXP)
 
@@ -148,8 +152,6 @@ class Value(Node):
     def __neg__(self):
         return self * -1.0
 
-    def __radd__(self, other):
-        return self + other
 
     def __sub__(self, other):
         other = _operand(other, "Value - x")
@@ -158,8 +160,6 @@ class Value(Node):
     def __rsub__(self, other):
         return (-self) + _operand(other, "x - Value")
 
-    def __rmul__(self, other):
-        return self * other
 
     def __truediv__(self, other):
         other = _operand(other, "Value / x")

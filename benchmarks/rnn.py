@@ -13,8 +13,11 @@ backward, float64. Three implementations, measured side by side in one process:
 * numpy written the fast way, with a hand-derived BPTT: the input projections and the
   readout of all steps as single matrix products, only the recurrence step by step.
 
-Goals at T=100, batch 32, 16 inputs, 128 hidden, 10 classes: at most 0.75x PyTorch's time,
-within 1.25x of the fast numpy, and time growing linearly in T (the scale table).
+Each implementation is timed in fresh processes of its own (rounds interleaved): PyTorch's
+worker threads keep spinning after it returns, and in a shared process they slow whatever
+runs next. Goals at T=100, batch 32, 16 inputs, 128 hidden, 10 classes: at most 0.75x
+PyTorch's time, within 1.25x of the fast numpy, and time growing linearly in T (the scale
+table).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 import nn
 
-from ._common import environment_line, fmt_times, format_table, median, progress
+from ._common import environment_line, fmt_times, format_table, median, progress, reply, run_worker
 
 GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
 
@@ -127,42 +130,73 @@ def torch_runner(model, X, target):
     return run, torch
 
 
-def measure(T, m, n_in, n_h, n_out, repeats, with_torch=True):
-    """Median seconds per forward+backward of each implementation, and their agreement."""
+IMPLEMENTATIONS = ("unrollgrad", "pytorch", "numpy")
+
+
+def worker(name: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: int) -> None:
+    """In a fresh process: ``runs`` timed forward+backward passes of one implementation,
+    after one untimed warm-up, and a fingerprint of its loss and gradients."""
     model, X, target = problem(T, m, n_in, n_h, n_out)
-    sd = model.state_dict()
-    weights = [sd[k] for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
-    runs = {"unrollgrad": lambda: run_unrollgrad(model, X, target), "numpy": lambda: run_numpy(weights, X, target)}
-    torch_mod = None
-    if with_torch:
+    if name == "unrollgrad":
+        run = lambda: run_unrollgrad(model, X, target)  # noqa: E731
+    elif name == "numpy":
+        sd = model.state_dict()
+        weights = [sd[k] for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
+        run = lambda: run_numpy(weights, X, target)  # noqa: E731
+    else:
         made = torch_runner(model, X, target)
-        if made is not None:
-            runs["pytorch"], torch_mod = made
-    reference = runs["numpy"]()
-    agreement = {}
-    for name, run in runs.items():
-        loss, grads = run()
-        err = max(float(np.max(np.abs(grads[k] - reference[1][k]))) for k in reference[1])
-        agreement[name] = max(err, abs(loss - reference[0]))
-    times = {name: [] for name in runs}
-    names = list(runs)
+        if made is None:
+            reply(missing=True)
+            return
+        run, torch = made
+    loss, grads = run()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    reply(times=times, loss=loss, grads={k: np.asarray(v).ravel()[:50].tolist() for k, v in grads.items()},
+          threads=torch.get_num_threads() if name == "pytorch" else None)
+
+
+def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5):
+    """Median seconds per forward+backward of each implementation, each measured in fresh
+    processes (so that no implementation's threads or garbage affect another's), the
+    rounds interleaved; and the largest difference of each from numpy's loss and gradients."""
+    results = {name: [] for name in IMPLEMENTATIONS}
+    replies = {}
     for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - t0)
-    threads = torch_mod.get_num_threads() if torch_mod is not None else None
-    return {name: median(ts) for name, ts in times.items()}, agreement, threads
+        k = r % len(IMPLEMENTATIONS)
+        for name in IMPLEMENTATIONS[k:] + IMPLEMENTATIONS[:k]:
+            if replies.get(name, {}).get("missing"):
+                continue
+            got = run_worker("benchmarks.rnn", name, T, m, n_in, n_h, n_out, runs_per_process)
+            replies[name] = got
+            if not got.get("missing"):
+                results[name].extend(got["times"])
+    ref = replies["numpy"]
+    agreement = {}
+    for name, got in replies.items():
+        if got.get("missing"):
+            continue
+        err = max(float(np.max(np.abs(np.array(got["grads"][k]) - np.array(ref["grads"][k])))) for k in ref["grads"])
+        agreement[name] = max(err, abs(got["loss"] - ref["loss"]))
+    times = {name: median(ts) for name, ts in results.items() if ts}
+    return times, agreement, replies.get("pytorch", {}).get("threads")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=7, help="fresh processes per implementation (5 runs each)")
     parser.add_argument("--quick", action="store_true", help="few repeats and a small scale table")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale table")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        name, *sizes = args.worker
+        worker(name, *map(int, sizes))
+        return
     repeats = 3 if args.quick else args.repeats
     print(environment_line("numpy", "torch"))
     print()
@@ -183,8 +217,8 @@ def main(argv=None) -> None:
     print(
         format_table(
             "Many-to-many RNN + softmax cross-entropy, T=100, batch 32, 16 in, 128 hidden, 10 classes, "
-            "forward + backward (median)",
-            ["implementation", "time", "unrollgrad / this", "max |difference|"],
+            "forward + backward (median; each implementation timed in fresh processes of its own)",
+            ["implementation", "time", "unrollgrad / this", "max abs difference"],
             rows,
             args.markdown,
         )
@@ -207,15 +241,14 @@ def main(argv=None) -> None:
     for H in Hs:
         for T in Ts:
             progress(f"scale T={T} hidden={H}")
-            reps = max(3, repeats // (3 if T >= 1000 else 1))
-            ts, _, _ = measure(T, 32, 16, H, 10, reps)
+            ts, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5)
             row = [str(T), str(H), f"{ts['unrollgrad'] * 1e3:.1f} ms", f"{ts['unrollgrad'] / T * 1e6:.0f} us"]
             for other in ("pytorch", "numpy"):
                 row.append(fmt_times(ts["unrollgrad"] / ts[other]) if other in ts else "-")
             rows.append(row)
     print(
         format_table(
-            "Scale: batch 32, 16 in, 10 classes, forward + backward (median)",
+            "Scale: batch 32, 16 in, 10 classes, forward + backward (median; fresh processes)",
             ["T", "hidden", "unrollgrad", "per step", "vs PyTorch", "vs numpy"],
             rows,
             args.markdown,

@@ -308,6 +308,7 @@ def summarise(workload: str, times: dict, memory: dict) -> dict:
         for u, m in zip(times["unrollgrad"], times["micrograd"])
     ]
     out["speedup"] = out["micrograd"]["total"] / out["unrollgrad"]["total"]
+    out["best_speedup"] = out["micrograd"]["total_range"][0] / out["unrollgrad"]["total_range"][0]
     return out
 
 
@@ -318,6 +319,10 @@ def workload_table(workload: str, s: dict, repeats: int, markdown: bool) -> str:
         advantage = fmt_times(m[key] / u[key])
         rows.append([f"{name}, median time", fmt_ms(u[key]), fmt_ms(m[key]), advantage])
         rows.append([f"{name}, nodes/s", fmt_rate(n / u[key]), fmt_rate(n / m[key]), advantage])
+    # Noise on a shared machine only ever adds time, so the fastest run of each is the
+    # estimate least disturbed by it.
+    (ubest, _), (mbest, _) = u["total_range"], m["total_range"]
+    rows.append(["forward + backward, best run", fmt_ms(ubest), fmt_ms(mbest), fmt_times(mbest / ubest)])
     for key, name in [("forward_bytes", "forward"), ("total_bytes", "forward + backward")]:
         advantage = fmt_times(m[key] / u[key])
         rows.append([f"peak bytes/node, {name}", fmt_int(u[key]), fmt_int(m[key]), advantage])
@@ -350,13 +355,14 @@ def depth_table(depths: dict, markdown: bool) -> str:
 
 
 def goals(summaries: dict, markdown: bool) -> str:
-    speedup = summaries["rnn"]["speedup"]
+    speedup, best = summaries["rnn"]["speedup"], summaries["rnn"]["best_speedup"]
     memory = {}  # unrollgrad's peak bytes per node while building, as a fraction of micrograd's
     for workload, s in summaries.items():
         memory[workload] = s["unrollgrad"]["forward_bytes"] / s["micrograd"]["forward_bytes"]
     lines = [
         f"Goal: forward + backward on the RNN graph at least {SPEED_GOAL:g}x as fast as micrograd: "
-        f"{fmt_times(speedup)} -> {'PASS' if speedup >= SPEED_GOAL else 'MISS'}",
+        f"{fmt_times(speedup)} by the medians, {fmt_times(best)} by the best runs -> "
+        f"{'PASS' if min(speedup, best) >= SPEED_GOAL else 'MISS'}",
         "Goal: no more memory per node than micrograd (peak while building the graph): "
         + ", ".join(f"{w} {r:.2f} of micrograd's" for w, r in memory.items())
         + f" -> {'PASS' if all(r <= 1.0 for r in memory.values()) else 'MISS'}",

@@ -277,6 +277,19 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     return out
 
 
+def leaf(node: Node, data, grad, label: str = "") -> Node:
+    """Fill in ``node`` as a leaf made now: no parents, the current scope, the next id."""
+    node.data = data
+    node.grad = grad
+    if label:
+        node._label = label
+    node._p0 = None
+    node._op = ""
+    node._scope = STATE.scope
+    node._id = _next_id()
+    return node
+
+
 def link(out: Node, prev: tuple) -> None:
     """Store the parents ``prev`` on ``out`` (see the NOTE on :class:`Node`)."""
     n = len(prev)

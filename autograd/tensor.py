@@ -21,7 +21,7 @@ from numbers import Number
 
 import numpy as np
 
-from .graph import STATE, Node, Op, _next_id, format_scope, record
+from .graph import STATE, Node, Op, _next_id, format_scope, leaf, record
 
 __all__ = ["Tensor", "concat", "stack"]
 
@@ -71,17 +71,10 @@ class Tensor(Node):
         arr = np.array(_as_array(data), dtype=dtype, copy=True)
         if arr.dtype.kind != "f":
             raise TypeError(f"Tensor dtype must be floating, got {arr.dtype}")
-        self.data = arr
-        self.grad = None
-        if label:
-            self._label = label
+        leaf(self, arr, None, label)
         self.requires_grad = bool(requires_grad)
         self._params = None
         self._borrowed = False
-        self._p0 = None
-        self._op = ""
-        self._scope = STATE.scope
-        self._id = _next_id()
 
     # --- node-kind hooks used by the graph core -------------------------------------
     @staticmethod
@@ -363,16 +356,10 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
         arr = np.asarray(x, dtype=like.dtype)
     else:
         arr = _as_array(x, "Tensor operand")
-    out = _new(Tensor)
-    out.data = arr
-    out.grad = None
+    out = leaf(_new(Tensor), arr, None)
     out.requires_grad = False
     out._params = None
     out._borrowed = False
-    out._p0 = None
-    out._op = ""
-    out._scope = STATE.scope
-    out._id = _next_id()
     return out
 
 

@@ -14,7 +14,7 @@ from numbers import Real
 
 import numpy as np
 
-from .graph import STATE, Node, Op, _next_id, record
+from .graph import STATE, Node, Op, _next_id, leaf, record
 
 __all__ = ["Value"]
 
@@ -61,14 +61,7 @@ class Value(Node):
     _EMPTY_GRAD = _ZERO
 
     def __init__(self, data, label: str = ""):
-        self.data = _real(data, "Value")
-        self.grad = _ZERO
-        if label:
-            self._label = label
-        self._p0 = None
-        self._op = ""
-        self._scope = STATE.scope
-        self._id = _next_id()
+        leaf(self, _real(data, "Value"), _ZERO, label)
 
     # --- node-kind hooks used by the graph core -------------------------------------
     _is_finite = staticmethod(math.isfinite)
@@ -202,14 +195,7 @@ def _constant(x, what: str) -> Value:
     """A number on the other side of an op, wrapped as a leaf (as micrograd does)."""
     if isinstance(x, Node):
         raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")
-    out = _new(Value)
-    out.data = _real(x, what)
-    out.grad = _ZERO
-    out._p0 = None
-    out._op = ""
-    out._scope = STATE.scope
-    out._id = _next_id()
-    return out
+    return leaf(_new(Value), _real(x, what), _ZERO)
 
 
 def _result(data: float, a: Value, b: Value | None, op: Op,

@@ -150,3 +150,19 @@ def fmt_ms(seconds: float) -> str:
 def fmt_times(x: float) -> str:
     """A ratio, ``7.25`` -> ``'7.2x'``."""
     return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
+
+
+def tanh_rnn_states(X, W_xh, W_hh, b_h):
+    """The reference forward both RNN benchmarks hand-write in numpy: the input products of
+    all steps as one product, then H_t = tanh(xw_t + H_{t-1} W_hh) step by step.
+    Returns H_0..H_T, shape (T + 1, m, hidden), with H_0 = 0."""
+    import numpy as np
+
+    T, m, n_in = X.shape
+    H = W_hh.shape[0]
+    xw = (X.reshape(T * m, n_in) @ W_xh + b_h).reshape(T, m, H)
+    hs = np.empty((T + 1, m, H))
+    hs[0] = 0.0
+    for t in range(T):
+        hs[t + 1] = np.tanh(xw[t] + hs[t] @ W_hh)
+    return hs

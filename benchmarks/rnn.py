@@ -29,7 +29,7 @@ import numpy as np
 
 import nn
 
-from ._common import environment_line, fmt_times, format_table, median, progress, reply, run_worker
+from ._common import environment_line, fmt_times, format_table, median, progress, reply, run_worker, tanh_rnn_states
 
 GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
 
@@ -57,12 +57,7 @@ def run_numpy(weights, X, target):
     W_xh, W_hh, b_h, W_hy, b_y = weights
     T, m, n_in = X.shape
     H = W_hh.shape[0]
-    # forward: one product for all input projections, the recurrence step by step
-    XW = (X.reshape(T * m, n_in) @ W_xh + b_h).reshape(T, m, H)
-    hs = np.empty((T + 1, m, H))
-    hs[0] = 0.0
-    for t in range(T):
-        hs[t + 1] = np.tanh(XW[t] + hs[t] @ W_hh)
+    hs = tanh_rnn_states(X, W_xh, W_hh, b_h)  # one product for all input projections
     states = hs[1:].reshape(T * m, H)
     logits = states @ W_hy + b_y
     shifted = logits - logits.max(axis=1, keepdims=True)

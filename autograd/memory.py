@@ -19,7 +19,6 @@ defaults. Other C libraries (musl, macOS) are left alone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 __all__ = ["KEEPING_FREED_MEMORY", "keep_freed_memory"]
@@ -34,10 +33,10 @@ def keep_freed_memory(trim_threshold: int = TRIM_THRESHOLD, mmap_threshold: int 
     serve allocations below ``mmap_threshold`` bytes from the heap. Returns whether it
     applied (False where the C library is not glibc)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols already loaded into this process, libc's among them
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # only glibc has it  # noqa: B018
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold)) and bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
 

@@ -375,8 +375,16 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
             like = next((t.data for t in args if isinstance(t, Tensor)), None)
             inputs = tuple(t if type(t) is Tensor else _operand(t, like) for t in args)
             break
+    n = len(inputs)
+    a = inputs[0]
+    b = inputs[1] if n == 2 else None
     try:
-        data = prim.forward(*[x.data for x in inputs], **params)
+        if n == 1:
+            data = prim.forward(a.data, **params)
+        elif n == 2:
+            data = prim.forward(a.data, b.data, **params)
+        else:
+            data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError) as e:
         shapes = ", ".join(str(x.data.shape) for x in inputs)
         raise type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} "
@@ -386,19 +394,18 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     out.grad = None
     out._params = params or None
     out._borrowed = False
-    track = False
-    for x in inputs:
-        if x.requires_grad:
-            track = True
-            break
-    if track and STATE.plain and len(inputs) <= 2:
-        out.requires_grad = True
-        out._p0 = inputs[0]
-        out._p1 = inputs[1] if len(inputs) == 2 else None
-        out._op = prim.op
-        out._scope = STATE.scope
-        out._id = _next_id()
-        return out
+    if n <= 2:
+        track = a.requires_grad or (b is not None and b.requires_grad)
+        if track and STATE.plain:
+            out.requires_grad = True
+            out._p0 = a
+            out._p1 = b
+            out._op = prim.op
+            out._scope = STATE.scope
+            out._id = _next_id()
+            return out
+    else:
+        track = any(x.requires_grad for x in inputs)
     out.requires_grad = track and STATE.grad_enabled
     return record(out, inputs, prim.op, track)
 
@@ -538,6 +545,8 @@ def _axes(axis, ndim: int, op: str):
 
 def _index(index):
     """Normalise an index: Tensors become their data, lists become integer arrays."""
+    if type(index) is int or type(index) is slice:
+        return index
     items = index if isinstance(index, tuple) else (index,)
     norm = []
     for k in items:

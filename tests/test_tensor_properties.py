@@ -230,6 +230,9 @@ def test_gradient_is_linear_in_the_seed(graph, power, negative):
     out, nodes = evaluate(TensorEngine, steps, *once)
     assume(all(np.all(np.abs(n.data) < 1e2) for n in nodes))
     out.backward()
+    # A subnormal gradient has already lost bits, so doubling the seed may round it differently.
+    tiny = np.finfo(np.float64).tiny
+    assume(all(np.all((n.grad == 0) | (np.abs(n.grad) >= tiny)) for n in nodes if n.grad is not None))
     scaled = [TensorEngine.leaf(x) for x in leaves]
     evaluate(TensorEngine, steps, *scaled)[0].backward(seed)
     for a, b in zip(once, scaled):

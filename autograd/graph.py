@@ -304,22 +304,22 @@ def _inputs(prev) -> str:
     return "".join(f"  input {i}: {p._describe()}\n" for i, p in enumerate(prev))
 
 
-def topological_order(root: Node) -> list:
-    """Every node reachable from ``root``, each after all of its parents.
+def topological_order(*roots: Node) -> list:
+    """Every node reachable from ``roots``, each once and after all of its parents.
 
     Iterative: it collects the reachable nodes with an explicit stack, then sorts them by
     creation order, which is topological because a node's parents exist before it.
     """
-    return _walk(root, object())[0]
+    return _walk(roots, object())[0]
 
 
-def _walk(root: Node, empty) -> tuple[list, list]:
+def _walk(roots, empty) -> tuple[list, list]:
     """:func:`topological_order`, and (node, grad) for the nodes whose grad is not ``empty``."""
-    held = [] if root.grad is empty else [(root, root.grad)]
+    seen = set(roots)
+    held = [(r, r.grad) for r in seen if r.grad is not empty]
     hold = held.append
-    seen = {root}
     add = seen.add
-    stack = [root]
+    stack = list(seen)
     pop = stack.pop
     push = stack.append
     while stack:
@@ -370,7 +370,7 @@ def backward(root: Node, grad=None) -> None:
     # at the end, so interior nodes do not propagate them twice, and a pass that raises
     # leaves every gradient as it was before it started.
     empty = root._EMPTY_GRAD
-    order, held = _walk(root, empty)
+    order, held = _walk((root,), empty)
     for node, _ in held:
         node.grad = empty
     root.grad = seed

@@ -76,7 +76,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import Node
+from .graph import Node, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -265,14 +265,7 @@ class _Graph:
     multiplicity)`` as indices into ``order``, one per distinct pair, grouped by child."""
 
     def __init__(self, roots: list):
-        seen = set(roots)
-        stack = list(roots)
-        while stack:  # iterative, as topological_order, but from several roots at once
-            for parent in stack.pop()._prev:
-                if parent not in seen:
-                    seen.add(parent)
-                    stack.append(parent)
-        self.order = sorted(seen, key=attrgetter("_id"))
+        self.order = topological_order(*roots)
         self.index = index = {node: i for i, node in enumerate(self.order)}
         self.roots = {index[r] for r in roots}
         self.edges = []

@@ -267,3 +267,14 @@ def test_anomaly_mode_changes_no_number():
     with detect_anomaly():
         checked = run()
     assert checked == plain
+
+
+def test_topological_order_of_several_roots_lists_shared_nodes_once():
+    x = Value(0.5, "x")
+    shared = x * 3.0
+    y, z = shared.tanh(), shared + x
+    order = topological_order(y, z, y)
+    assert len(order) == len(set(order)) == len(set(topological_order(y)) | set(topological_order(z)))
+    position = {node: i for i, node in enumerate(order)}
+    for node in order:
+        assert all(position[p] < position[node] for p in node._prev)

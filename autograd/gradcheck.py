@@ -129,8 +129,7 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     try:
         for x in inputs:
             x.grad = x._EMPTY_GRAD
-        seed_grad = direction if direction is not None else None
-        out.backward(seed_grad)
+        out.backward(direction)  # None: the implicit seed of a scalar output
         analytic = [np.zeros(np.shape(x.data)) if x.grad is None else np.array(x.grad, dtype=float)
                     for x in inputs]
     finally:

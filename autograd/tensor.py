@@ -128,16 +128,16 @@ class Tensor(Node):
         copies it, so that the gradients of parameters never share memory.
         """
         buf = self.grad
-        if isinstance(g, _AddInto):
-            if buf is None or self._borrowed:
-                buf = self.grad = np.zeros(self.data.shape, self.data.dtype) if buf is None else buf.copy()
-                self._borrowed = False
-            g.add_into(buf)
-            return
-        shape = self.data.shape
-        if type(g) is not np.ndarray:  # numpy returns scalars, not 0-d arrays, from 0-d arithmetic
-            g = np.asarray(g)
+        if type(g) is not np.ndarray:  # the common case, a plain array, passes one test
+            if isinstance(g, _AddInto):
+                if buf is None or self._borrowed:
+                    buf = self.grad = np.zeros(self.data.shape, self.data.dtype) if buf is None else buf.copy()
+                    self._borrowed = False
+                g.add_into(buf)
+                return
+            g = np.asarray(g)  # numpy returns scalars, not 0-d arrays, from 0-d arithmetic
             aliased = False
+        shape = self.data.shape
         if g.shape != shape:
             g = _unbroadcast(g, shape)
             aliased = False
@@ -309,6 +309,8 @@ class Tensor(Node):
     def mean(self, axis=None, keepdims: bool = False):
         axes = _axes(axis, self.data.ndim, "mean")
         count = self.data.size if axes is None else int(np.prod([self.data.shape[a] for a in axes]))
+        if count == 0:
+            raise ValueError(f"mean over an empty axis of a Tensor of shape {self.data.shape}")
         return self.sum(axes, keepdims) * (1.0 / count)
 
     def max(self, axis=None, keepdims: bool = False):

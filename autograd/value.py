@@ -134,8 +134,7 @@ class Value(Node):
         low, high = _real(low, "clip low"), _real(high, "clip high")
         if low > high:
             raise ValueError(f"clip: low ({low}) is greater than high ({high})")
-        out = _result(min(max(self.data, low), high), self, None, CLIP)
-        return out
+        return _result(min(max(self.data, low), high), self, None, CLIP)
 
     def detach(self):
         """A new leaf with the same number: no gradient flows back through it."""

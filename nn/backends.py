@@ -44,8 +44,8 @@ class TensorBackend:
         return Tensor(x)
 
     @staticmethod
-    def zeros(shape, dtype=np.float64) -> Tensor:
-        return Tensor(np.zeros(shape, dtype))
+    def zeros(shape) -> Tensor:
+        return Tensor(np.zeros(shape))
 
     stack = staticmethod(stack)
     concat = staticmethod(concat)
@@ -80,7 +80,7 @@ class ValueBackend:
         return out
 
     @staticmethod
-    def zeros(shape, dtype=np.float64) -> np.ndarray:
+    def zeros(shape) -> np.ndarray:
         return ValueBackend.constant(np.zeros(shape))
 
     @staticmethod
@@ -170,6 +170,11 @@ def set_grad(p, new) -> None:
         return
     for v, g in zip(_values(p), np.asarray(new, dtype=np.float64).flat):
         v.grad = float(g)
+
+
+def swap01(x):
+    """Swap the first two axes (batch-first <-> time-first) of a Tensor or an object array."""
+    return np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) else x.transpose(1, 0, *range(2, x.ndim))
 
 
 def detach(x):

@@ -14,7 +14,7 @@ import numpy as np
 from autograd import Tensor, Value, stack
 
 from . import functional as F
-from .backends import ValueBackend
+from .backends import ValueBackend, swap01
 
 __all__ = [
     "binary_cross_entropy",
@@ -157,7 +157,7 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
         if np.ndim(outputs) < 2 or targets.ndim < 2:
             raise ValueError(f"sequence_loss: with batch_first, outputs and targets must be (m, T, ...), "
                              f"got {np.shape(outputs)} and {targets.shape}")
-        outputs, targets = _swap01(outputs), np.swapaxes(targets, 0, 1)
+        outputs, targets = swap01(outputs), np.swapaxes(targets, 0, 1)
     shape = np.shape(outputs)
     if len(shape) < 2 or shape[0] == 0:
         raise ValueError(f"sequence_loss: outputs must have shape (T, m, ...) with T >= 1, got {shape}")
@@ -174,7 +174,3 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
     if reduction == "mean":
         per_step = per_step * (1.0 / (np.size(losses) // T))
     return per_step.sum(), per_step
-
-
-def _swap01(x):
-    return np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) else x.transpose(1, 0, *range(2, x.ndim))

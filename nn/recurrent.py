@@ -25,7 +25,7 @@ from autograd import scope
 
 from . import functional as F
 from . import init
-from .backends import backend
+from .backends import backend, swap01
 from .layers import check_size
 from .module import Module
 
@@ -124,7 +124,7 @@ class RNN(Module):
         x = be.constant(x)
         check_sequence(self, x, self.input_size, self.batch_first)
         if self.batch_first:
-            x = _swap01(x)
+            x = swap01(x)
         T, m = np.shape(x)[:2]
         if h0 is not None:
             h0 = be.constant(h0)
@@ -147,7 +147,7 @@ class RNN(Module):
                     states.append(h)
                 layer_input = be.stack(states, 0)
                 last.append(h)
-        out = _swap01(layer_input) if self.batch_first else layer_input
+        out = swap01(layer_input) if self.batch_first else layer_input
         return out, be.stack(last, 0)
 
 
@@ -215,13 +215,13 @@ class RNNModel(Module):
         else:
             check_sequence(self, x, self.rnn.input_size, self.batch_first)
             if self.batch_first:
-                x = _swap01(x)
+                x = swap01(x)
         states, h_n = self.rnn(x, h0)
         if self.mode == "many_to_one":
             with scope("readout"):
                 return self._readout(states[-1]), h_n
         y = self._readout_sequence(states)
-        return (_swap01(y) if self.batch_first else y), h_n
+        return (swap01(y) if self.batch_first else y), h_n
 
     def _readout(self, h):
         """Ŷ = f2(H W_hy + b_y) for states of shape (..., hidden)."""
@@ -256,8 +256,3 @@ def check_sequence(module, x, input_size: int, batch_first: bool) -> None:
         raise ValueError(f"{where}: the input sequence is empty (T = 0), shape {shape}")
     if m == 0:
         raise ValueError(f"{where}: the batch is empty (m = 0), shape {shape}")
-
-
-def _swap01(x):
-    """Swap the first two axes (batch-first <-> time-first) on either engine."""
-    return np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) else x.transpose(1, 0, *range(2, x.ndim))

@@ -620,3 +620,8 @@ def test_deep_chain_does_not_recurse():
         y = y * 1.0 + 0.0
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0])
+
+
+def test_mean_over_an_empty_axis_says_so():
+    with pytest.raises(ValueError, match=r"mean over an empty axis of a Tensor of shape \(0, 3\)"):
+        Tensor(np.zeros((0, 3)), requires_grad=True).mean(axis=0)

@@ -140,7 +140,6 @@ def detect_anomaly():
     return _setting("anomaly", True)
 
 
-@contextmanager
 def scope(name: str):
     """Context manager that tags every node created inside it with ``name``.
 
@@ -150,12 +149,23 @@ def scope(name: str):
     """
     if not isinstance(name, str):
         raise TypeError(f"scope() expects a str name, got {type(name).__name__}")
-    old = STATE.scope
-    STATE.scope = old + (name,)
-    try:
-        yield
-    finally:
-        STATE.scope = old
+    return _Scope(name)
+
+
+class _Scope:
+    # NOTE: a class, not a @contextmanager generator: an RNN enters one per time step, and
+    # the generator's machinery cost as much as a step's own ops.
+    __slots__ = ("name", "old")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.old = STATE.scope
+        STATE.scope = self.old + (self.name,)
+
+    def __exit__(self, *exc) -> None:
+        STATE.scope = self.old
 
 
 def current_scope() -> tuple[str, ...]:

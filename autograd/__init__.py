@@ -14,7 +14,7 @@ from .graph import (
     scope,
     topological_order,
 )
-from .tensor import Tensor, concat, stack
+from .tensor import Tensor, addmm, concat, stack
 from .value import Value
 from .viz import draw_graph, save_graph
 
@@ -24,6 +24,7 @@ __all__ = [
     "GradcheckError",
     "GradcheckReport",
     "Value",
+    "addmm",
     "backward",
     "concat",
     "current_scope",

@@ -21,9 +21,10 @@ from numbers import Number
 
 import numpy as np
 
-from .graph import STATE, Node, Op, _next_id, format_scope, leaf, record
+from .graph import MANY, STATE, Node, Op, _next_id, format_scope, leaf, record
+from .memory import KEEPING_FREED_MEMORY
 
-__all__ = ["Tensor", "concat", "stack"]
+__all__ = ["Tensor", "addmm", "concat", "stack"]
 
 _new = object.__new__
 
@@ -123,9 +124,10 @@ class Tensor(Node):
         reused buffer) adds itself into place.
 
         ``aliased`` says ``g`` may be another node's gradient (or a view of it), as after
-        ``+`` or ``reshape``. An interior node keeps such a ``g`` without copying it and
-        adds a second arrival out of place; everything else is added in place. A leaf
-        copies it, so that the gradients of parameters never share memory.
+        ``+`` or ``reshape``; otherwise ``g`` is a new array that the edge owns. An interior
+        node keeps an aliased ``g`` without copying it, and the next arrival is added out
+        of place (into that arrival's own array, if it has one); everything else is added
+        in place. A leaf copies it, so that the gradients of parameters never share memory.
         """
         buf = self.grad
         if type(g) is not np.ndarray:  # the common case, a plain array, passes one test
@@ -148,7 +150,13 @@ class Tensor(Node):
             self.grad = g
             self._borrowed = aliased
         elif self._borrowed:
-            self.grad = np.add(buf, g, out=np.empty_like(buf))
+            # The sum needs an array of its own: this arrival's, if it is one (a new array
+            # nothing else holds), rather than a fresh one, which costs cold memory.
+            if aliased or g.dtype != buf.dtype:
+                g = np.add(buf, g, out=np.empty_like(buf))
+            else:
+                g += buf
+            self.grad = g
             self._borrowed = False
         else:
             buf += g
@@ -379,12 +387,14 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
             break
     n = len(inputs)
     a = inputs[0]
-    b = inputs[1] if n == 2 else None
+    b = inputs[1] if n >= 2 else None
     try:
         if n == 1:
             data = prim.forward(a.data, **params)
         elif n == 2:
             data = prim.forward(a.data, b.data, **params)
+        elif n == 3:
+            data = prim.forward(a.data, b.data, inputs[2].data, **params)
         else:
             data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError) as e:
@@ -398,16 +408,18 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     out._borrowed = False
     if n <= 2:
         track = a.requires_grad or (b is not None and b.requires_grad)
-        if track and STATE.plain:
-            out.requires_grad = True
-            out._p0 = a
-            out._p1 = b
-            out._op = prim.op
-            out._scope = STATE.scope
-            out._id = _next_id()
-            return out
-    else:
-        track = any(x.requires_grad for x in inputs)
+        p0, p1 = a, b
+    else:  # parents stored as in graph.link
+        track = a.requires_grad or b.requires_grad or any(x.requires_grad for x in inputs[2:])
+        p0, p1 = inputs, MANY
+    if track and STATE.plain:
+        out.requires_grad = True
+        out._p0 = p0
+        out._p1 = p1
+        out._op = prim.op
+        out._scope = STATE.scope
+        out._id = _next_id()
+        return out
     out.requires_grad = track and STATE.grad_enabled
     return record(out, inputs, prim.op, track)
 
@@ -416,17 +428,22 @@ class Primitive:
     """One row of the op table: ``forward(*arrays, **params)`` and one VJP per input.
 
     ``aliases`` marks ops whose VJPs may return ``g`` itself or a view of it (add, reshape,
-    ...), so that the edge copies before keeping it. Variadic ops (stack, concat) give
-    one VJP ``vjp(i, g, out, *arrays, **params)`` for every input via ``variadic=True``.
+    ...), so that the edge copies before keeping it: ``True`` for every input, or one
+    flag per input. Variadic ops (stack, concat) give one VJP
+    ``vjp(i, g, out, arrays, **params)`` for every input via ``variadic=True``, where
+    ``arrays`` is the tuple of all inputs (passed as one argument: a stack of T tensors
+    would otherwise copy T arguments for each of its T inputs).
     """
 
     def __init__(self, name, forward, *vjps, aliases=False, variadic=False):
         self.forward = forward
         self.vjps = vjps
-        self.aliases = aliases
+        self.aliases = tuple(aliases) if isinstance(aliases, (tuple, list)) else (bool(aliases),) * len(vjps)
+        if len(self.aliases) != len(vjps):
+            raise ValueError(f"{name}: {len(self.aliases)} aliases flags for {len(vjps)} VJPs")
         self.variadic = variadic
-        backward = {1: self._backward_unary, 2: self._backward_binary}.get(len(vjps), self._backward)
-        self.op = Op(name, self._backward if variadic else backward)
+        backward = {1: self._backward_unary, 2: self._backward_binary, 3: self._backward_ternary}
+        self.op = Op(name, self._backward_variadic if variadic else backward.get(len(vjps), self._backward))
 
     def _backward(self, node: Tensor) -> None:
         g, out = node.grad, node.data
@@ -435,27 +452,44 @@ class Primitive:
         params = node._params or _NO_PARAMS
         for i, p in enumerate(prev):
             if p.requires_grad:
-                if self.variadic:
-                    gi = self.vjps[0](i, g, out, *arrays, **params)
-                else:
-                    gi = self.vjps[i](g, out, *arrays, **params)
-                p._accumulate(gi, self.aliases)
+                p._accumulate(self.vjps[i](g, out, *arrays, **params), self.aliases[i])
 
-    # The same as _backward for the one- and two-input ops, written out: it runs once per node.
+    def _backward_variadic(self, node: Tensor) -> None:
+        g, out = node.grad, node.data
+        prev = node._prev
+        arrays = tuple(p.data for p in prev)
+        params = node._params or _NO_PARAMS
+        vjp, aliased = self.vjps[0], self.aliases[0]
+        for i, p in enumerate(prev):
+            if p.requires_grad:
+                p._accumulate(vjp(i, g, out, arrays, **params), aliased)
+
+    # The same as _backward for ops of one to three inputs, written out: it runs once per node.
     def _backward_unary(self, node: Tensor) -> None:
         a = node._p0
         if a.requires_grad:
             params = node._params or _NO_PARAMS
-            a._accumulate(self.vjps[0](node.grad, node.data, a.data, **params), self.aliases)
+            a._accumulate(self.vjps[0](node.grad, node.data, a.data, **params), self.aliases[0])
 
     def _backward_binary(self, node: Tensor) -> None:
         a, b = node._p0, node._p1
         g, out, x, y = node.grad, node.data, a.data, b.data
         params = node._params or _NO_PARAMS
         if a.requires_grad:
-            a._accumulate(self.vjps[0](g, out, x, y, **params), self.aliases)
+            a._accumulate(self.vjps[0](g, out, x, y, **params), self.aliases[0])
         if b.requires_grad:
-            b._accumulate(self.vjps[1](g, out, x, y, **params), self.aliases)
+            b._accumulate(self.vjps[1](g, out, x, y, **params), self.aliases[1])
+
+    def _backward_ternary(self, node: Tensor) -> None:
+        a, b, c = node._p0
+        g, out, x, y, z = node.grad, node.data, a.data, b.data, c.data
+        params = node._params or _NO_PARAMS
+        if a.requires_grad:
+            a._accumulate(self.vjps[0](g, out, x, y, z, **params), self.aliases[0])
+        if b.requires_grad:
+            b._accumulate(self.vjps[1](g, out, x, y, z, **params), self.aliases[1])
+        if c.requires_grad:
+            c._accumulate(self.vjps[2](g, out, x, y, z, **params), self.aliases[2])
 
 
 _NO_PARAMS: dict = {}
@@ -481,10 +515,14 @@ class _IndexGrad(_AddInto):
         self.index, self.g, self.scatter = index, g, scatter
 
     def add_into(self, buf: np.ndarray) -> None:
+        index = self.index
         if self.scatter:  # integer arrays may repeat an index: every occurrence adds
-            np.add.at(buf, self.index, self.g)
+            np.add.at(buf, index, self.g)
+        elif type(index) is slice or (type(index) is int and buf.ndim > 1):  # a view: no write-back
+            view = buf[index]
+            view += self.g
         else:
-            buf[self.index] += self.g
+            buf[index] += self.g
 
 
 class _Scratch(_AddInto):
@@ -494,6 +532,8 @@ class _Scratch(_AddInto):
     product per step. Allocating and freeing each of them lets the C allocator hand the
     top of the heap back to the system and fault it in again on the next step, which
     measurably costs more than the product itself; one reused buffer per shape avoids that.
+    Where :mod:`autograd.memory` keeps freed memory (glibc), the allocator already hands
+    the same memory back, and a plain product measured faster (RNN benchmark, 2-3%).
     """
 
     __slots__ = ("g",)
@@ -509,8 +549,8 @@ class _Scratch(_AddInto):
     @classmethod
     def matmul(cls, x: np.ndarray, y: np.ndarray):
         """``x @ y`` for 2-D arrays: a plain array if small, else a :class:`_Scratch`."""
-        shape, dtype = (x.shape[0], y.shape[1]), np.result_type(x, y)
-        if shape[0] * shape[1] * dtype.itemsize < cls.MIN_BYTES:
+        shape, dtype = (x.shape[0], y.shape[1]), x.dtype if x.dtype == y.dtype else np.result_type(x, y)
+        if KEEPING_FREED_MEMORY or shape[0] * shape[1] * dtype.itemsize < cls.MIN_BYTES:
             return x @ y
         key = (shape, dtype)
         out = cls._buffers.get(key)
@@ -565,6 +605,8 @@ def _index(index):
 
 
 def _has_array(index) -> bool:
+    if type(index) is int or type(index) is slice:
+        return False
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in items)
 
@@ -597,6 +639,25 @@ def _matmul_vjp(which):
     return vjp
 
 
+def _addmm(c, a, b):
+    """``c + a @ b`` with one new array: the product, and ``c`` added into it in place.
+
+    NOTE: out of place only where it must be, when ``c`` broadcasts to more than the
+    product's shape or has a wider dtype (a float64 ``c`` with float32 matrices)."""
+    out = np.matmul(a, b)
+    if type(out) is np.ndarray and (c.dtype == out.dtype or np.can_cast(c.dtype, out.dtype)):
+        try:
+            return np.add(out, c, out=out)
+        except ValueError:  # c's shape does not fit into the product's
+            pass
+    return np.add(out, c)
+
+
+def _addmm_vjp(which):
+    matmul_vjp = _matmul_vjp(which)
+    return lambda g, out, c, a, b: matmul_vjp(g, out, a, b)
+
+
 def _max_vjp(g, out, x, axis, keepdims):
     mask = x == _keep(out, axis, keepdims)
     return mask * (_keep(g, axis, keepdims) / mask.sum(axis=axis, keepdims=True))
@@ -617,7 +678,7 @@ def _softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _concat_vjp(i, g, out, *arrays, axis):
+def _concat_vjp(i, g, out, arrays, axis):
     start = sum(a.shape[axis] for a in arrays[:i])
     index = [slice(None)] * g.ndim
     index[axis] = slice(start, start + arrays[i].shape[axis])
@@ -637,6 +698,9 @@ POW = Primitive(
     lambda g, out, a, p: g * p * np.power(a, p - 1) if p != 0 else np.zeros_like(g),
 )
 MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
+# c + a @ b as one node (torch.addmm): a layer's x W + b, an RNN step's xw_t + h W_hh.
+ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, _addmm_vjp(0), _addmm_vjp(1),
+                  aliases=(True, False, False))
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
@@ -692,7 +756,7 @@ LOG_SOFTMAX = Primitive(
 STACK = Primitive(
     "stack",
     lambda *arrays, axis: np.stack(arrays, axis=axis),
-    lambda i, g, out, *arrays, axis: g[(slice(None),) * (axis % g.ndim) + (i,)],
+    lambda i, g, out, arrays, axis: g[(slice(None),) * (axis % g.ndim) + (i,)],
     aliases=True,
     variadic=True,
 )
@@ -704,6 +768,17 @@ CONCAT = Primitive(
     variadic=True,
 )
 DETACH = Op("detach")
+
+
+def addmm(c, a, b) -> Tensor:
+    """``c + a @ b`` as one op (``torch.addmm(input, mat1, mat2)``): a layer's x W + b.
+
+    ``a @ b`` is any product ``@`` takes (1-D, 2-D, batched) and ``c`` broadcasts against
+    it, as in ``c + a @ b``, which gives the same numbers and gradients. One node and one
+    new array instead of two of each: d/dc = g (summed back to c's shape), d/da = g bᵀ,
+    d/db = aᵀ g.
+    """
+    return _apply(ADDMM, c, a, b)
 
 
 def stack(tensors, axis: int = 0) -> Tensor:

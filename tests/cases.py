@@ -1,8 +1,8 @@
 """One table of op cases, run on every engine: reference floats, ``Value``, ``Tensor``.
 
-A case's ``fn`` uses only operators (with Python numbers on either side) and the methods
-``exp log tanh sigmoid relu``, so the same function runs on the reference floats
-(:class:`Float`), on ``Value`` and on ``Tensor``. Its ``grads`` are the closed-form
+A case's ``fn`` uses only operators (with Python numbers on either side), the methods
+``exp log tanh sigmoid relu`` and :func:`addmm`, so the same function runs on the
+reference floats (:class:`Float`), on ``Value`` and on ``Tensor``. Its ``grads`` are the closed-form
 partial derivatives, written with numpy so that they apply elementwise to arrays as well
 as to floats. A runner for a new engine is one call per case:
 
@@ -18,9 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograd import gradcheck
+import autograd
+from autograd import Tensor, gradcheck
 
-__all__ = ["CASES", "Case", "Float", "check_case_on"]
+__all__ = ["CASES", "Case", "Float", "addmm", "check_case_on"]
+
+
+def addmm(c, a, b):
+    """c + a @ b with every entry a 1 x 1 matrix: on Tensors, ``autograd.addmm`` of the
+    entries as a batch of 1 x 1 matrices (the batch axes broadcast); on scalars, where @ of
+    1 x 1 matrices is *, c + a b."""
+    if isinstance(c, Tensor):
+        out = autograd.addmm(*(t.reshape(*t.shape, 1, 1) for t in (c, a, b)))
+        return out.reshape(out.shape[:-2])
+    return c + a * b
 
 
 def _binary(op):
@@ -180,6 +191,10 @@ CASES: list[Case] = [
          exact=False),
     Case("relu(x), x > 0", lambda x: x.relu(), (lambda x: np.heaviside(x, 0.0),), ((0.1, 3.0),)),
     Case("relu(x), x < 0", lambda x: x.relu(), (lambda x: np.heaviside(x, 0.0),), ((-3.0, -0.1),)),
+    # c + a @ b as one op on Tensors
+    Case("addmm(c, a, b)", addmm, (_ones, lambda c, a, b: b, lambda c, a, b: a), (WIDE, WIDE, WIDE)),
+    Case("tanh(addmm(x, x, y))", lambda x, y: addmm(x, x, y).tanh(),
+         (lambda x, y: _sech2(x + x * y) * (1 + y), lambda x, y: _sech2(x + x * y) * x), (NARROW, NARROW)),
     # composites: shared nodes, chains, several paths to one input
     Case("x * x * x", lambda x: x * x * x, (lambda x: 3 * x**2,), (WIDE,)),
     Case("tanh(x * y + x)", lambda x, y: (x * y + x).tanh(),

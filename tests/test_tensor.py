@@ -428,6 +428,21 @@ def test_leaf_gradients_are_private_writable_arrays(name):
     np.testing.assert_array_equal(a.grad, 7.0 * snapshot["a"])
 
 
+@pytest.mark.parametrize("second", ["product", "view"])
+def test_a_second_arrival_after_a_shared_gradient_leaves_the_first_alone(second):
+    # h's first gradient is r's own (a reshape passes its gradient on as a view); the
+    # second is a new array (h * 2) that the sum may be written into, or another view.
+    x = leaf([[0.5, -1.0], [2.0, 0.25]])
+    h = x.tanh()
+    m = h.reshape(4) if second == "view" else h * 2.0
+    r = h.reshape(4)  # created last, so reached first by backward
+    (r.sum() + m.sum() * 3.0).backward()
+    np.testing.assert_array_equal(h.grad, np.full((2, 2), 4.0 if second == "view" else 7.0))
+    np.testing.assert_array_equal(r.grad, np.ones(4))
+    np.testing.assert_array_equal(m.grad, np.full(m.shape, 3.0))
+    assert not np.shares_memory(h.grad, r.grad) and not np.shares_memory(h.grad, m.grad)
+
+
 # --- the shared core: no_grad, scope, detect_anomaly -------------------------------------------
 
 

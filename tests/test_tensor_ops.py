@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autograd import Tensor, concat, gradcheck, stack
+from autograd import Tensor, addmm, concat, gradcheck, stack
 
 from .cases import CASES, check_case_on
 
@@ -141,6 +141,93 @@ def test_matmul_with_numpy_on_either_side():
     x.grad = None
     (x @ w).sum().backward()  # (x^T W) 1 = x . (W 1)
     np.testing.assert_array_equal(x.grad, [3.0, 7.0])
+
+
+# --- addmm: c + a @ b as one op -------------------------------------------------------------
+
+# c's shape, for each arrangement of MATMUL_SHAPES: the product's own, and a row broadcast over it
+ADDMM_C = {
+    "1-D @ 1-D": [()],
+    "1-D @ 2-D": [(3,), ()],
+    "2-D @ 1-D": [(2,), (1,)],
+    "2-D @ 2-D": [(2, 3), (3,)],
+    "batched @ 2-D": [(2, 3, 5), (3, 1)],
+    "batched @ batched": [(2, 3, 5), (5,)],
+    "broadcast batch": [(2, 3, 5), (1, 3, 5)],
+}
+
+
+@pytest.mark.parametrize("name", MATMUL_SHAPES)
+def test_addmm_against_einsum(name):
+    # d sum(G * (C + A @ B)) / dC is G summed over the axes C was broadcast along; A and B
+    # get the gradients of the product alone (see test_matmul_against_einsum).
+    sa, sb, forward, grad_a, grad_b = MATMUL_SHAPES[name]
+    for sc in ADDMM_C[name]:
+        rng = np.random.default_rng(4)
+        a_np, b_np, c_np = rng.standard_normal(sa), rng.standard_normal(sb), rng.standard_normal(sc)
+        a, b, c = leaf(a_np), leaf(b_np), leaf(c_np)
+        a_e = a_np[0] if name == "broadcast batch" else a_np
+        out = addmm(c, a, b)
+        assert out.op == "addmm" and out.parents == (c, a, b)
+        np.testing.assert_allclose(out.data, c_np + np.einsum(forward, a_e, b_np), rtol=1e-12, atol=1e-14)
+        seed = rng.standard_normal(out.shape)
+        out.backward(seed)
+        np.testing.assert_allclose(c.grad, reduce_to(seed, sc), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a.grad, np.einsum(grad_a, seed, b_np).reshape(sa), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b.grad, np.einsum(grad_b, a_e, seed).reshape(sb), rtol=1e-12, atol=1e-14)
+        gradcheck(addmm, [c, a, b])
+
+
+@pytest.mark.parametrize("shapes", [((4, 6), (4, 5), (5, 6)), ((6,), (4, 5), (5, 6)), ((4, 1), (4, 5), (5, 6)),
+                                    ((2, 4, 6), (4, 5), (5, 6))], ids=str)
+def test_addmm_is_c_plus_a_matmul_b(shapes):
+    # The same numbers and gradients as the two ops it fuses, bit for bit, except where c
+    # broadcasts to more than the product's shape, (2, 4, 6): then a and b's gradients
+    # are summed over the batch in another order.
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    fused, apart = [leaf(x) for x in arrays], [leaf(x) for x in arrays]
+    out, ref = addmm(*fused), apart[0] + apart[1] @ apart[2]
+    np.testing.assert_array_equal(out.data, ref.data)
+    seed = rng.standard_normal(out.shape)
+    out.backward(seed)
+    ref.backward(seed)
+    for x, y in zip(fused, apart):
+        if len(shapes[0]) > 2:
+            np.testing.assert_allclose(x.grad, y.grad, rtol=1e-13, atol=1e-14)
+        else:
+            np.testing.assert_array_equal(x.grad, y.grad)
+    np.testing.assert_array_equal(arrays[0], fused[0].data)  # c's data is not written into
+
+
+def test_addmm_by_hand_with_numbers_and_arrays():
+    a = leaf([[1.0, 2.0], [3.0, 4.0]])
+    W = np.array([[5.0, 6.0], [7.0, 8.0]])
+    out = addmm(1.0, a, W)  # a number for c, a numpy array for b
+    np.testing.assert_array_equal(out.data, [[20.0, 23.0], [44.0, 51.0]])
+    out.sum().backward()
+    np.testing.assert_array_equal(a.grad, [[11.0, 15.0], [11.0, 15.0]])
+    b = leaf([0.5, -0.5])
+    addmm(b, np.eye(2), np.ones((2, 2))).sum().backward()
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+
+
+def test_addmm_dtypes_follow_c_plus_a_matmul_b():
+    rng = np.random.default_rng(6)
+    a32, b32 = (Tensor(rng.standard_normal((2, 3)), dtype=np.float32, requires_grad=True) for _ in range(2))
+    c64 = leaf(rng.standard_normal(2))
+    wide = addmm(c64, a32, b32.T)  # float64 c: the sum is float64, as c + a @ b would be
+    assert wide.dtype == np.float64 == (c64 + a32 @ b32.T).dtype
+    c32 = Tensor(np.ones(2), dtype=np.float32, requires_grad=True)
+    narrow = addmm(c32, a32, b32.T)
+    assert narrow.dtype == np.float32
+    narrow.sum().backward()
+    assert c32.grad.dtype == a32.grad.dtype == np.float32
+
+
+def test_addmm_shape_error_names_the_op():
+    with pytest.raises(ValueError, match=r"addmm: cannot apply to shapes \(3,\), \(2, 4\), \(4, 5\)"):
+        addmm(Tensor(np.ones(3)), Tensor(np.ones((2, 4))), Tensor(np.ones((4, 5))))
 
 
 # --- reductions -----------------------------------------------------------------------------
@@ -339,6 +426,17 @@ def test_indexing(name):
     y.backward(seed)
     np.testing.assert_allclose(x.grad, scatter_reference(x_np.shape, np_index, seed), rtol=1e-15, atol=0)
     gradcheck(lambda x: x[index], [x])
+
+
+@pytest.mark.parametrize("shape", [(4,), (4, 2)], ids=str)
+def test_int_and_slice_reads_add_up(shape):
+    # An int index of a 1-D tensor reads a number, of a 2-D tensor a row (a view): either way
+    # every read adds its gradient into its own place.
+    x = leaf(np.arange(8.0)[: math.prod(shape)].reshape(shape))
+    out = x[0] * 2.0 + x[3] + x[1:3].sum(axis=0) + x[-1]
+    out.backward(np.ones(out.shape))
+    expected = np.array([2.0, 1.0, 1.0, 2.0]).reshape((4,) + (1,) * (len(shape) - 1))
+    np.testing.assert_array_equal(x.grad, np.broadcast_to(expected, shape))
 
 
 def test_repeated_indices_accumulate():

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import autograd
 from autograd import Tensor, Value
 
 __all__ = [
-    "ACTIVATIONS", "activation", "clip", "exp", "log", "log_softmax", "relu", "sigmoid", "softmax", "tanh",
+    "ACTIVATIONS", "activation", "addmm", "clip", "exp", "log", "log_softmax", "relu", "sigmoid", "softmax",
+    "tanh",
 ]
 
 
@@ -50,6 +52,14 @@ def clip(x, low: float, high: float):
     if isinstance(x, (Tensor, Value)):
         return x.clip(low, high)
     return np.frompyfunc(lambda v: v.clip(low, high), 1, 1)(x)
+
+
+def addmm(c, a, b):
+    """``c + a @ b``: one op on Tensors (:func:`autograd.addmm`); on arrays of Values,
+    ``a @ b + c``, so that each sum's parents read as in x W + b."""
+    if isinstance(c, Tensor) or isinstance(a, Tensor) or isinstance(b, Tensor):
+        return autograd.addmm(c, a, b)
+    return a @ b + c
 
 
 def log_softmax(z, axis: int = -1):

@@ -45,8 +45,7 @@ class Linear(Module):
                 f"{type(self).__name__}({self.extra_repr()}): expected input of shape (..., {self.in_features}), "
                 f"got {np.shape(x)}"
             )
-        y = x @ self.W
-        return y if self.b is None else y + self.b
+        return x @ self.W if self.b is None else F.addmm(self.b, x, self.W)
 
 
 class MLP(Module):

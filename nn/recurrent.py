@@ -73,14 +73,13 @@ class RNNCell(Module):
     def project(self, x):
         """The input part of every step at once: x W_xh + b_h for x of shape (..., input_size)."""
         lead = np.shape(x)[:-1]
-        xw = x.reshape(-1, self.input_size) @ self.W_xh
-        if self.b_h is not None:
-            xw = xw + self.b_h
+        x = x.reshape(-1, self.input_size)
+        xw = x @ self.W_xh if self.b_h is None else F.addmm(self.b_h, x, self.W_xh)
         return xw.reshape(*lead, self.hidden_size)
 
     def step(self, xw_t, h_prev):
         """h_t = f(xw_t + h_prev W_hh), where xw_t = x_t W_xh + b_h from :meth:`project`."""
-        return self._f(xw_t + h_prev @ self.W_hh)
+        return self._f(F.addmm(xw_t, h_prev, self.W_hh))
 
     def _check(self, what, x, size, batch=None):
         shape = np.shape(x)
@@ -225,9 +224,7 @@ class RNNModel(Module):
 
     def _readout(self, h):
         """Ŷ = f2(H W_hy + b_y) for states of shape (..., hidden)."""
-        z = h @ self.W_hy
-        if self.b_y is not None:
-            z = z + self.b_y
+        z = h @ self.W_hy if self.b_y is None else F.addmm(self.b_y, h, self.W_hy)
         return self._f2(z)
 
     def _readout_sequence(self, states):

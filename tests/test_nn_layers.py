@@ -137,6 +137,8 @@ def test_linear_is_x_w_plus_b(engine, shape):
     y = lin(x)
     if engine == "value":
         assert y.dtype == object and all(isinstance(v, Value) for v in np.ravel(y))
+    else:
+        assert y.op == "addmm" and y.parents[0] is lin.b and y.parents[2] is lin.W  # b + x W, one op
     assert np.shape(y) == shape[:-1] + (2,)
     np.testing.assert_allclose(_data(y), np.einsum("...i,ij->...j", x, W) + b, rtol=0, atol=1e-14)
 

@@ -340,7 +340,7 @@ def test_one_W_hh_node_serves_every_step_tensor_engine(mode):
         assert len(labelled) == 1 and labelled[0] is W_hh
         users = _consumers(order, W_hh)
         assert len(users) == T
-        assert [u.op for u in users] == ["@"] * T
+        assert [u.op for u in users] == ["addmm"] * T  # xw_t + h_prev @ W_hh, one op
         assert [u.scope for u in users] == [(f"layer {l}", f"t={t}") for t in range(1, T + 1)]
 
 
@@ -376,7 +376,7 @@ def test_scope_tags_of_steps_and_readout_tensor_engine(mode, nonlinearity):
     # Everything the loop creates for step t of layer l is tagged with it.
     for l, t in itertools.product(range(L), range(1, T + 1)):
         tagged = [n for n in order if n.scope == (f"layer {l}", f"t={t}")]
-        assert sorted(n.op for n in tagged) == sorted(["getitem", "@", "+", nonlinearity])
+        assert sorted(n.op for n in tagged) == sorted(["getitem", "addmm", nonlinearity])
 
 
 def test_scope_tags_value_engine_and_picking_one_unit():

@@ -297,12 +297,12 @@ def test_collapse_labels_and_merged_edges_by_hand():
     _, out = rnn_output("tensor", num_layers=1, T=3)
     dot = parse(draw_graph(out, collapse=True))
     labels = {k: n["label"] for k, n in dot.nodes.items() if k.startswith("s")}
-    ops = "getitem 1, @ 1, + 1, tanh 1"
+    ops = "getitem 1, addmm 1, tanh 1"  # addmm: X_t W_xh + b_h + H_{t-1} W_hh
     # t=1 also holds H_0 = 0; its inputs: X_1 W_xh + b_h (sliced from the fused product) and W_hh
     assert labels == {
-        "s0": f"t=1: 4 ops\n{ops}\n1 leaf\nedges: 2 in, 2 out",
-        "s1": f"t=2: 4 ops\n{ops}\nedges: 3 in, 2 out",
-        "s2": f"t=3: 4 ops\n{ops}\nedges: 3 in, 2 out",
+        "s0": f"t=1: 3 ops\n{ops}\n1 leaf\nedges: 2 in, 2 out",
+        "s1": f"t=2: 3 ops\n{ops}\nedges: 3 in, 2 out",
+        "s2": f"t=3: 3 ops\n{ops}\nedges: 3 in, 2 out",
     }
     _, out = rnn_output("value", num_layers=1, T=3, hidden=2)
     dot = parse(draw_graph(out, collapse=True))

@@ -9,7 +9,9 @@ backward, float64. Three implementations, measured side by side in one process:
 * unrollgrad: ``nn.RNNModel(mode="many_to_many")`` and ``nn.sequence_loss(nn.cross_entropy)``,
   then ``loss.backward()``; every gradient comes from the engine;
 * PyTorch on the CPU at its default thread count (``torch.nn.RNN`` + ``torch.nn.Linear``),
-  if the optional ``torch`` extra is installed;
+  if the optional ``torch`` extra is installed; and, for reference, PyTorch's autograd on
+  the same unrolled loop of generic ops that ``nn.RNN`` builds (one input product, then
+  ``tanh(xw_t + h W_hh)`` step by step), engine against engine;
 * numpy written the fast way, with a hand-derived BPTT: the input projections and the
   readout of all steps as single matrix products, only the recurrence step by step.
 
@@ -91,8 +93,10 @@ def run_numpy(weights, X, target):
 
 
 # --- PyTorch ---------------------------------------------------------------------------------
-def torch_runner(model, X, target):
-    """A function running the same model in PyTorch, or None if torch is not installed."""
+def torch_runner(model, X, target, unrolled=False):
+    """A function running the same model in PyTorch, or None if torch is not installed.
+    ``unrolled``: the recurrence as a Python loop of autograd ops, as unrollgrad composes
+    it, instead of ``torch.nn.RNN``'s built-in kernel."""
     try:
         import torch
     except ImportError:
@@ -107,10 +111,21 @@ def torch_runner(model, X, target):
     x, y = torch.from_numpy(X), torch.from_numpy(target.reshape(-1))
     T, m = target.shape
 
+    def states():
+        if not unrolled:
+            return rnn(x)[0]
+        xw = x @ rnn.weight_ih_l0.T + (rnn.bias_ih_l0 + rnn.bias_hh_l0)
+        h = torch.zeros(m, n_h, dtype=torch.float64)
+        hs = []
+        for t in range(T):
+            h = torch.tanh(xw[t] + h @ rnn.weight_hh_l0.T)
+            hs.append(h)
+        return torch.stack(hs)
+
     def run():
         rnn.zero_grad(set_to_none=True)
         readout.zero_grad(set_to_none=True)
-        out, _ = rnn(x)
+        out = states()
         logits = readout(out.reshape(T * m, n_h))
         loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum") / m
         loss.backward()
@@ -125,7 +140,7 @@ def torch_runner(model, X, target):
     return run, torch
 
 
-IMPLEMENTATIONS = ("unrollgrad", "pytorch", "numpy")
+IMPLEMENTATIONS = ("unrollgrad", "pytorch", "pytorch-unrolled", "numpy")
 
 
 def worker(name: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: int) -> None:
@@ -139,7 +154,7 @@ def worker(name: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: int
         weights = [sd[k] for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
         run = lambda: run_numpy(weights, X, target)  # noqa: E731
     else:
-        made = torch_runner(model, X, target)
+        made = torch_runner(model, X, target, unrolled=name == "pytorch-unrolled")
         if made is None:
             reply(missing=True)
             return
@@ -151,18 +166,18 @@ def worker(name: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: int
         run()
         times.append(time.perf_counter() - t0)
     reply(times=times, loss=loss, grads={k: np.asarray(v).ravel()[:50].tolist() for k, v in grads.items()},
-          threads=torch.get_num_threads() if name == "pytorch" else None)
+          threads=torch.get_num_threads() if name.startswith("pytorch") else None)
 
 
-def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5):
+def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENTATIONS):
     """Median seconds per forward+backward of each implementation, each measured in fresh
     processes (so that no implementation's threads or garbage affect another's), the
     rounds interleaved; and the largest difference of each from numpy's loss and gradients."""
-    results = {name: [] for name in IMPLEMENTATIONS}
+    results = {name: [] for name in names}
     replies = {}
     for r in range(repeats):
-        k = r % len(IMPLEMENTATIONS)
-        for name in IMPLEMENTATIONS[k:] + IMPLEMENTATIONS[:k]:
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             if replies.get(name, {}).get("missing"):
                 continue
             got = run_worker("benchmarks.rnn", name, T, m, n_in, n_h, n_out, runs_per_process)
@@ -201,7 +216,8 @@ def main(argv=None) -> None:
     rows = []
     for name, label in [
         ("unrollgrad", "unrollgrad (nn.RNNModel, loss.backward())"),
-        ("pytorch", f"PyTorch CPU ({threads} threads)"),
+        ("pytorch", f"PyTorch CPU ({threads} threads), torch.nn.RNN"),
+        ("pytorch-unrolled", f"PyTorch CPU ({threads} threads), the same unrolled loop of ops"),
         ("numpy", "numpy, hand-derived BPTT (fast)"),
     ]:
         if name in t:
@@ -236,7 +252,8 @@ def main(argv=None) -> None:
     for H in Hs:
         for T in Ts:
             progress(f"scale T={T} hidden={H}")
-            ts, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5)
+            ts, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5,
+                               names=("unrollgrad", "pytorch", "numpy"))
             row = [str(T), str(H), f"{ts['unrollgrad'] * 1e3:.1f} ms", f"{ts['unrollgrad'] / T * 1e6:.0f} us"]
             for other in ("pytorch", "numpy"):
                 row.append(fmt_times(ts["unrollgrad"] / ts[other]) if other in ts else "-")

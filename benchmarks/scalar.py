@@ -16,9 +16,12 @@ Every measurement runs in a fresh process, with the garbage collector at its def
 
 * time: forward (building the graph from the parameters to the loss) and ``loss.backward()``,
   repeated in interleaved rounds and reported as medians; nodes/s divides the number of nodes
-  reachable from the loss by the time. The tables use the process's CPU time, which equals the
-  wall-clock time on an idle machine but, unlike it, leaves out the time spent waiting for a
-  core on a busy one; the wall-clock medians are printed under each table;
+  reachable from the loss by the time. The tables use the CPU time of the thread that runs
+  the engine (``time.thread_time``), which equals the wall-clock time on an idle machine but,
+  unlike it, leaves out the time spent waiting for a core on a busy one. Not the process's
+  CPU time: importing numpy starts OpenBLAS's worker threads, which spin for a moment after
+  start-up, and in some runs that doubled the process's CPU time of a forward pass that
+  never calls numpy. The wall-clock medians are printed under each table;
 * memory: tracemalloc's peak while the parameters and the graph are built (and, separately,
   through backward too), per node, in separate runs because tracing slows everything down;
 * depth: the longest chain y_k = y_{k-1} + x whose backward succeeds at the default recursion
@@ -176,11 +179,11 @@ def worker(mode: str, engine: str, arg: str) -> None:
     setup = WORKLOADS[arg].setup
     if mode == "time":
         forward, parameters = setup(engine)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), time.thread_time()
         loss = forward()
-        c1 = time.process_time()
+        c1 = time.thread_time()
         loss.backward()
-        c2, t2 = time.process_time(), time.perf_counter()
+        c2, t2 = time.thread_time(), time.perf_counter()
         reply(forward=c1 - c0, backward=c2 - c1, wall=t2 - t0, **_fingerprint(loss, parameters))
     elif mode == "memory":
         tracemalloc.start()
@@ -331,7 +334,8 @@ def workload_table(workload: str, s: dict, repeats: int, markdown: bool) -> str:
     (ulo, uhi), (mlo, mhi) = u["total_range"], m["total_range"]
     speedups = s["round_speedups"]
     note = (
-        f"CPU time, medians of {repeats} fresh processes per engine; forward + backward ranged over "
+        f"CPU time of the engine's thread, medians of {repeats} fresh processes per engine; "
+        f"forward + backward ranged over "
         f"{fmt_ms(ulo)} to {fmt_ms(uhi)} (unrollgrad) and {fmt_ms(mlo)} to {fmt_ms(mhi)} (micrograd), "
         f"the speed-up per round over {fmt_times(min(speedups))} to {fmt_times(max(speedups))}. "
         f"Wall clock, medians: {fmt_ms(u['wall'])} and {fmt_ms(m['wall'])}, a speed-up of "

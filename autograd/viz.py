@@ -424,7 +424,7 @@ def _all_nodes(box: _Box):
 
 
 def _step_label(tag: str, nodes: list, edges_in: int, edges_out: int) -> str:
-    """E.g. ``t=3: 4 ops`` over ``getitem 1, @ 1, + 1, tanh 1``, the leaves folded with it
+    """E.g. ``t=3: 3 ops`` over ``getitem 1, addmm 1, tanh 1``, the leaves folded with it
     (if any), and the number of edges in and out."""
     counts: dict[str, int] = {}
     leaves = 0

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from autograd import Tensor, stack
+from autograd import Tensor, addmm, stack
 
 from ._common import environment_line, fmt_times, format_table, median, progress, tanh_rnn_states
 
@@ -76,16 +76,16 @@ def rnn_problem(T: int, m: int, n_in: int, n_h: int, seed: int = 0):
 
 def rnn_autograd(X, W_xh0, W_hh0, b_h0):
     """The RNN with Tensor ops, the way nn.RNN composes them: the input projections of all
-    steps as one product, then h_t = tanh(xw_t + h_{t-1} W_hh) step by step; L = Σ h_T
-    (sequence to vector). BPTT is L.backward()."""
+    steps as one product, then h_t = tanh(xw_t + h_{t-1} W_hh) step by step, each sum with
+    its product one addmm; L = Σ h_T (sequence to vector). BPTT is L.backward()."""
     T, m, n_in = X.shape
     W_xh = Tensor(W_xh0, requires_grad=True)
     W_hh = Tensor(W_hh0, requires_grad=True)
     b_h = Tensor(b_h0, requires_grad=True)
-    xw = (Tensor(X.reshape(T * m, n_in)) @ W_xh + b_h).reshape(T, m, -1)
+    xw = addmm(b_h, Tensor(X.reshape(T * m, n_in)), W_xh).reshape(T, m, -1)
     h = Tensor(np.zeros((m, W_hh0.shape[0])))
     for t in range(T):
-        h = (xw[t] + h @ W_hh).tanh()
+        h = addmm(xw[t], h, W_hh).tanh()
     h.sum().backward()
     return W_xh.grad, W_hh.grad, b_h.grad
 

@@ -2,9 +2,9 @@
 
 A case's ``fn`` uses only operators (with Python numbers on either side), the methods
 ``exp log tanh sigmoid relu`` and :func:`addmm`, so the same function runs on the
-reference floats (:class:`Float`), on ``Value`` and on ``Tensor``. Its ``grads`` are the closed-form
-partial derivatives, written with numpy so that they apply elementwise to arrays as well
-as to floats. A runner for a new engine is one call per case:
+reference floats (:class:`Float`), on ``Value`` and on ``Tensor``. Its ``grads`` are the
+closed-form partial derivatives, written with numpy so that they apply elementwise to
+arrays as well as to floats. A runner for a new engine is one call per case:
 
     check_case_on(Tensor, case, case.sample(rng, shape=(3, 2)))
 """

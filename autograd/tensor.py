@@ -442,29 +442,22 @@ class Primitive:
         if len(self.aliases) != len(vjps):
             raise ValueError(f"{name}: {len(self.aliases)} aliases flags for {len(vjps)} VJPs")
         self.variadic = variadic
-        backward = {1: self._backward_unary, 2: self._backward_binary, 3: self._backward_ternary}
-        self.op = Op(name, self._backward_variadic if variadic else backward.get(len(vjps), self._backward))
+        backward = {1: self._backward_unary, 2: self._backward_binary}
+        self.op = Op(name, self._backward if variadic else backward.get(len(vjps), self._backward))
 
     def _backward(self, node: Tensor) -> None:
         g, out = node.grad, node.data
         prev = node._prev
-        arrays = [p.data for p in prev]
-        params = node._params or _NO_PARAMS
-        for i, p in enumerate(prev):
-            if p.requires_grad:
-                p._accumulate(self.vjps[i](g, out, *arrays, **params), self.aliases[i])
-
-    def _backward_variadic(self, node: Tensor) -> None:
-        g, out = node.grad, node.data
-        prev = node._prev
         arrays = tuple(p.data for p in prev)
         params = node._params or _NO_PARAMS
-        vjp, aliased = self.vjps[0], self.aliases[0]
         for i, p in enumerate(prev):
             if p.requires_grad:
-                p._accumulate(vjp(i, g, out, arrays, **params), aliased)
+                if self.variadic:
+                    p._accumulate(self.vjps[0](i, g, out, arrays, **params), self.aliases[0])
+                else:
+                    p._accumulate(self.vjps[i](g, out, *arrays, **params), self.aliases[i])
 
-    # The same as _backward for ops of one to three inputs, written out: it runs once per node.
+    # The same as _backward for the one- and two-input ops, written out: it runs once per node.
     def _backward_unary(self, node: Tensor) -> None:
         a = node._p0
         if a.requires_grad:
@@ -479,17 +472,6 @@ class Primitive:
             a._accumulate(self.vjps[0](g, out, x, y, **params), self.aliases[0])
         if b.requires_grad:
             b._accumulate(self.vjps[1](g, out, x, y, **params), self.aliases[1])
-
-    def _backward_ternary(self, node: Tensor) -> None:
-        a, b, c = node._p0
-        g, out, x, y, z = node.grad, node.data, a.data, b.data, c.data
-        params = node._params or _NO_PARAMS
-        if a.requires_grad:
-            a._accumulate(self.vjps[0](g, out, x, y, z, **params), self.aliases[0])
-        if b.requires_grad:
-            b._accumulate(self.vjps[1](g, out, x, y, z, **params), self.aliases[1])
-        if c.requires_grad:
-            c._accumulate(self.vjps[2](g, out, x, y, z, **params), self.aliases[2])
 
 
 _NO_PARAMS: dict = {}

@@ -16,6 +16,8 @@ import pytest
 import nn
 from autograd import Tensor, Value
 
+from .reference import numbers
+
 REFERENCE = Path(__file__).parent / "data" / "torch_rnn_reference.npz"
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -36,13 +38,6 @@ def _load_reference() -> dict:
 
 CASES = _load_reference()
 SMALLEST = min(CASES, key=lambda name: CASES[name]["input"].size + sum(v.size for v in CASES[name]["state"].values()))
-
-
-def numbers(x) -> np.ndarray:
-    """The float numbers of a Tensor or an object array of Values."""
-    if isinstance(x, Tensor):
-        return x.data
-    return np.vectorize(lambda v: v.data, otypes=[float])(x)
 
 
 def leaf(array, engine):

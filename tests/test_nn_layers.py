@@ -7,32 +7,9 @@ import pytest
 import nn
 from autograd import Tensor, Value, gradcheck
 
+from .reference import ACTIVATIONS, numbers
+
 ENGINES = ["tensor", "value"]
-
-
-def _data(a):
-    """Numbers of a Tensor, a Value or an object array of Values."""
-    if isinstance(a, Tensor):
-        return a.data
-    return np.vectorize(lambda v: v.data, otypes=[float])(a)
-
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-NUMPY_ACTIVATIONS = {
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "sigmoid": _sigmoid,
-    "identity": lambda z: z,
-    "softmax": _softmax,
-}
 
 
 # --- initialisation ----------------------------------------------------------------------
@@ -140,7 +117,7 @@ def test_linear_is_x_w_plus_b(engine, shape):
     else:
         assert y.op == "addmm" and y.parents[0] is lin.b and y.parents[2] is lin.W  # b + x W, one op
     assert np.shape(y) == shape[:-1] + (2,)
-    np.testing.assert_allclose(_data(y), np.einsum("...i,ij->...j", x, W) + b, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(y), np.einsum("...i,ij->...j", x, W) + b, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -148,7 +125,7 @@ def test_linear_without_bias(engine):
     lin = nn.Linear(3, 2, bias=False, engine=engine, seed=1)
     assert lin.b is None
     x = np.random.default_rng(0).standard_normal((4, 3))
-    np.testing.assert_allclose(_data(lin(x)), x @ lin.state_dict()["W"], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(lin(x)), x @ lin.state_dict()["W"], rtol=0, atol=1e-14)
 
 
 def test_linear_accepts_a_tensor_that_requires_grad_and_gradchecks():
@@ -188,18 +165,18 @@ def _mlp_numpy(state, x, n_layers, act):
     for i in range(n_layers):
         x = x @ state[f"layers.{i}.W"] + state[f"layers.{i}.b"]
         if i < n_layers - 1:
-            x = NUMPY_ACTIVATIONS[act](x)
+            x = ACTIVATIONS[act](x)
     return x
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_mlp_forward_against_numpy(engine, activation):
     mlp = nn.MLP(3, [4, 3, 2], activation=activation, engine=engine, seed=2)
     assert [n for n, _ in mlp.named_parameters()] == [f"layers.{i}.{p}" for i in range(3) for p in "Wb"]
     x = np.random.default_rng(1).standard_normal((5, 3))
     expected = _mlp_numpy(mlp.state_dict(), x, 3, activation)
-    np.testing.assert_allclose(_data(mlp(x)), expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(mlp(x)), expected, rtol=0, atol=1e-14)
 
 
 def test_mlp_of_one_layer_has_no_activation():
@@ -210,7 +187,7 @@ def test_mlp_of_one_layer_has_no_activation():
     assert (y < 0).any()  # a relu after the last layer would have removed these
 
 
-@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_mlp_gradcheck_every_parameter(activation):
     mlp = nn.MLP(3, [4, 2], activation=activation, seed=3)
     x = np.random.default_rng(4).standard_normal((5, 3))
@@ -219,7 +196,7 @@ def test_mlp_gradcheck_every_parameter(activation):
     assert [c.name for c in report.checks] == ["layers.0.W", "layers.0.b", "layers.1.W", "layers.1.b"]
 
 
-@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_mlp_value_engine_gradients_equal_tensor_engine(activation):
     rng = np.random.default_rng(5)
     x, C = rng.standard_normal((3, 3)), rng.standard_normal((3, 2))

@@ -18,37 +18,18 @@ import pytest
 import nn
 from autograd import Tensor, Value, concat, gradcheck, topological_order
 
+from .reference import ACTIVATIONS, numbers
+
 ENGINES = ["tensor", "value"]
 MODES = ["many_to_one", "many_to_many", "one_to_many"]
 OUTPUTS = ["identity", "softmax", "sigmoid", "relu"]
-
-
-def _data(a):
-    """Numbers of a Tensor or an object array of Values."""
-    if isinstance(a, Tensor):
-        return a.data
-    return np.vectorize(lambda v: v.data, otypes=[float])(a)
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-ACT = {
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
-    "identity": lambda z: z,
-    "softmax": _softmax,
-}
 
 
 # --- the equations, in numpy -------------------------------------------------------------
 def numpy_rnn(state, x, h0, num_layers, nonlinearity, prefix="", W_hh_per_step=None):
     """x is (T, m, n). Returns the top layer's states (T, m, H) and h_n (L, m, H).
     ``W_hh_per_step[l]`` (a list of T matrices) replaces layer l's W_hh step by step."""
-    f = ACT[nonlinearity]
+    f = ACTIVATIONS[nonlinearity]
     T, m, _ = x.shape
     inputs, last = x, []
     for l in range(num_layers):
@@ -73,7 +54,7 @@ def numpy_model(state, x, mode, output_activation="identity", num_layers=1, nonl
     else:
         X = np.swapaxes(x, 0, 1) if batch_first else x
     states, h_n = numpy_rnn(state, X, h0, num_layers, nonlinearity, "rnn.", W_hh_per_step)
-    f2 = ACT[output_activation]
+    f2 = ACTIVATIONS[output_activation]
     readout = lambda H: f2(H @ state["W_hy"] + state.get("b_y", 0.0))
     if mode == "many_to_one":
         return readout(states[-1]), h_n
@@ -106,14 +87,15 @@ def test_cell_is_one_step_of_the_equation(engine, nonlinearity):
     rng = np.random.default_rng(0)
     x, h = rng.standard_normal((4, 2)), rng.standard_normal((4, 3))
     s = cell.state_dict()
-    f = ACT[nonlinearity]
-    np.testing.assert_allclose(_data(cell(x, h)), f(x @ s["W_xh"] + h @ s["W_hh"] + s["b_h"]), rtol=0, atol=1e-14)
-    np.testing.assert_allclose(_data(cell(x)), f(x @ s["W_xh"] + s["b_h"]), rtol=0, atol=1e-14)
+    f = ACTIVATIONS[nonlinearity]
+    np.testing.assert_allclose(numbers(cell(x, h)), f(x @ s["W_xh"] + h @ s["W_hh"] + s["b_h"]), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(cell(x)), f(x @ s["W_xh"] + s["b_h"]), rtol=0, atol=1e-14)
     wrap = Tensor if engine == "tensor" else np.vectorize(Value, otypes=[object])
-    np.testing.assert_allclose(_data(cell.step(cell.project(wrap(x)), wrap(h))), _data(cell(x, h)), rtol=0, atol=1e-15)
+    stepped = cell.step(cell.project(wrap(x)), wrap(h))
+    np.testing.assert_allclose(numbers(stepped), numbers(cell(x, h)), rtol=0, atol=1e-15)
     no_bias = nn.RNNCell(2, 3, nonlinearity=nonlinearity, bias=False, engine=engine, seed=3)
     s = no_bias.state_dict()
-    np.testing.assert_allclose(_data(no_bias(x, h)), f(x @ s["W_xh"] + h @ s["W_hh"]), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(no_bias(x, h)), f(x @ s["W_xh"] + h @ s["W_hh"]), rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
@@ -158,8 +140,8 @@ def test_value_engine_forward_against_numpy(mode):
     x, h0 = _input(mode, batch_first=True), _h0(2)
     y, h_n = model(x, h0)
     ref_y, ref_h_n = numpy_model(model.state_dict(), x, mode, "softmax", 2, "relu", model.steps, True, h0)
-    np.testing.assert_allclose(_data(y), ref_y, rtol=0, atol=1e-14)
-    np.testing.assert_allclose(_data(h_n), ref_h_n, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(y), ref_y, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(numbers(h_n), ref_h_n, rtol=0, atol=1e-14)
 
 
 def test_one_to_many_feeds_x_first_and_zeros_after():
@@ -245,7 +227,7 @@ def _bptt_by_hand(state, x, dY, nonlinearity):
     H, Z = [np.zeros((m, W_hh.shape[0]))], []
     for t in range(T):
         Z.append(x[t] @ W_xh + H[-1] @ W_hh + b_h)
-        H.append(ACT[nonlinearity](Z[-1]))
+        H.append(ACTIVATIONS[nonlinearity](Z[-1]))
     contributions = [None] * T
     grads = {"rnn.cells.0.W_xh": 0.0, "rnn.cells.0.b_h": 0.0, "W_hy": 0.0, "b_y": 0.0}
     from_next = np.zeros_like(H[0])  # δ_{t+1} W_hh^T: what reaches H_t through step t+1
@@ -441,7 +423,7 @@ def test_engines_agree_on_values_and_gradients(mode, output_activation, nonlinea
             ((y * C).sum() + (h_n * D).sum()).backward()
             h0_grad = None if h is None else (h.grad if engine == "tensor" else np.vectorize(
                 lambda v: v.grad, otypes=[float])(h))
-            results[engine] = (_data(y), _data(h_n), model.grad_dict(), h0_grad)
+            results[engine] = (numbers(y), numbers(h_n), model.grad_dict(), h0_grad)
         (yt, ht, gt, h0t), (yv, hv, gv, h0v) = results["tensor"], results["value"]
         np.testing.assert_allclose(yv, yt, rtol=0, atol=1e-12)
         np.testing.assert_allclose(hv, ht, rtol=0, atol=1e-12)

@@ -667,6 +667,12 @@ def _concat_vjp(i, g, out, arrays, axis):
     return g[tuple(index)]
 
 
+def _tanh_vjp(g, out, a):
+    d = np.multiply(out, out, out=np.empty_like(out))  # g (1 - tanh²) in one new array, not three
+    np.subtract(1.0, d, out=d)
+    return np.multiply(g, d, out=d)
+
+
 # --- the op table ----------------------------------------------------------------------
 ADD = Primitive("+", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g, aliases=True)
 SUB = Primitive("-", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g, aliases=True)
@@ -686,12 +692,6 @@ ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, _addmm_vjp(0), _ad
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
-def _tanh_vjp(g, out, a):
-    d = np.multiply(out, out, out=np.empty_like(out))  # g (1 - tanh²) in one new array, not three
-    np.subtract(1.0, d, out=d)
-    return np.multiply(g, d, out=d)
-
-
 TANH = Primitive("tanh", np.tanh, _tanh_vjp)
 SIGMOID = Primitive("sigmoid", _sigmoid, lambda g, out, a: g * out * (1.0 - out))
 # NOTE: relu'(0) = 0, as for Value.

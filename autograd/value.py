@@ -144,14 +144,12 @@ class Value(Node):
     def __neg__(self):
         return self * -1.0
 
-
     def __sub__(self, other):
         other = _operand(other, "Value - x")
         return NotImplemented if other is NotImplemented else self + (-other)
 
     def __rsub__(self, other):
         return (-self) + _operand(other, "x - Value")
-
 
     def __truediv__(self, other):
         other = _operand(other, "Value / x")

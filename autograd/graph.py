@@ -42,24 +42,34 @@ class AnomalyError(FloatingPointError):
 
 
 class Op(str):
-    """An operation in the graph: its name, and ``backward(node)`` adding the node's
-    vector-Jacobian product into its parents' gradients.
+    """An operation in the graph: its name, and ``backward(op, node)`` adding the node's
+    vector-Jacobian product into its parents' gradients. Keyword arguments are constants
+    of the op that its backward reads (``op.exponent`` of ``x**p``).
 
     NOTE: an ``Op`` *is* its name (a ``str``), so code written for micrograd, which keeps
     ``_op`` as a string (``str(id(n)) + n._op``), keeps working.
     """
 
-    def __new__(cls, name: str, backward=None):
-        # Each op gets its own subclass holding ``backward``: the backward loop finds it on
-        # the type, which is cheaper than an instance attribute of a str subclass.
-        kind = type(cls.__name__, (cls,), {"__slots__": (), "backward": staticmethod(backward)})
+    __slots__ = ()
+
+    def __new__(cls, name: str, backward=None, **constants):
+        # Each op gets its own subclass, with ``backward`` as a method: the backward loop
+        # calls ``node._op.backward(node)`` once per node, and a method found on the type of
+        # a slot-less object is the cheapest call CPython makes from there.
+        kind = type(cls.__name__, (cls,), {"__slots__": (), "backward": backward, **constants})
         return super().__new__(kind, name)
 
     def __reduce__(self):
-        return (Op, (str(self), type(self).backward))
+        kind = type(self)
+        constants = {k: v for k, v in vars(kind).items() if k not in ("__slots__", "backward", "__module__", "__doc__")}
+        return (_rebuild_op, (str(self), kind.backward, constants))
 
     def __repr__(self) -> str:
         return f"Op({str.__repr__(self)})"
+
+
+def _rebuild_op(name, backward, constants):
+    return Op(name, backward, **constants)
 
 
 # In a node's ``_p1``: its parents, more than two of them, are the tuple in ``_p0``.
@@ -88,7 +98,8 @@ class _State:
 
 
 STATE = _State()
-_next_id = itertools.count().__next__
+# Creation numbers: ``next(_ids)`` (cheaper to call than the bound ``__next__``).
+_ids = itertools.count()
 _by_id = attrgetter("_id")
 
 
@@ -272,7 +283,7 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     remembers its parents; under :func:`detect_anomaly` a non-finite result raises.
     """
     out._scope = STATE.scope
-    out._id = _next_id()
+    out._id = next(_ids)
     if track and STATE.grad_enabled:
         link(out, prev)
         out._op = op
@@ -296,7 +307,7 @@ def leaf(node: Node, data, grad, label: str = "") -> Node:
     node._p0 = None
     node._op = ""
     node._scope = STATE.scope
-    node._id = _next_id()
+    node._id = next(_ids)
     return node
 
 
@@ -320,43 +331,14 @@ def topological_order(*roots: Node) -> list:
     Iterative: it collects the reachable nodes with an explicit stack, then sorts them by
     creation order, which is topological because a node's parents exist before it.
     """
-    return _walk(roots, object())[0]
-
-
-def _walk(roots, empty) -> tuple[list, list]:
-    """:func:`topological_order`, and (node, grad) for the nodes whose grad is not ``empty``."""
     seen = set(roots)
-    held = [(r, r.grad) for r in seen if r.grad is not empty]
-    hold = held.append
-    add = seen.add
     stack = list(seen)
-    pop = stack.pop
-    push = stack.append
     while stack:
-        node = pop()
-        p = node._p0
-        if p is None:
-            continue
-        q = node._p1
-        if q is MANY:
-            for r in p:
-                if r not in seen:
-                    add(r)
-                    push(r)
-                    if r.grad is not empty:
-                        hold((r, r.grad))
-            continue
-        if p not in seen:
-            add(p)
-            push(p)
-            if p.grad is not empty:
-                hold((p, p.grad))
-        if q is not None and q not in seen:
-            add(q)
-            push(q)
-            if q.grad is not empty:
-                hold((q, q.grad))
-    return sorted(seen, key=_by_id), held
+        for parent in stack.pop()._prev:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen, key=_by_id)
 
 
 def backward(root: Node, grad=None) -> None:
@@ -367,6 +349,10 @@ def backward(root: Node, grad=None) -> None:
     backward adds to the gradients already there, on leaves and intermediates alike, as
     if the two passes had been one. Reset them with ``zero_grad`` (on a module or an
     optimizer) or by assigning ``node.grad = 0.0`` (``None`` for a Tensor).
+
+    Nodes run in decreasing creation order, a reverse topological order: a node's parents
+    were created before it, so all the nodes that use a node have passed their gradients
+    to it before it passes its own on. (PyTorch's engine orders nodes by creation too.)
     """
     if not isinstance(root, Node):
         raise TypeError(f"backward() expects a Value or Tensor, got {type(root).__name__}")
@@ -376,47 +362,185 @@ def backward(root: Node, grad=None) -> None:
             "graph (it was computed under no_grad() or detached)"
         )
     seed = type(root)._seed(root, grad)
-    # A pass computes fresh gradients: those already there are held aside and added back
-    # at the end, so interior nodes do not propagate them twice, and a pass that raises
-    # leaves every gradient as it was before it started.
-    empty = root._EMPTY_GRAD
-    order, held = _walk((root,), empty)
-    for node, _ in held:
-        node.grad = empty
-    root.grad = seed
-    order.reverse()
+    if STATE.anomaly and not root._is_finite(seed):
+        raise AnomalyError(f"the seed gradient is not finite: {seed!r}")
+    run = _Pass(root)
     try:
-        if STATE.anomaly:
-            _run_checked(order, empty)
-        else:
-            for node in order:
-                op = node._op
-                if op and node.grad is not empty:  # unreached nodes pass nothing on
-                    op.backward(node)
+        run.propagate(seed, STATE.anomaly)
     except BaseException:
-        for node in order:
-            node.grad = empty
-        for node, old in held:
-            node.grad = old
+        run.undo()
         raise
-    for node, old in held:
-        node.grad = old if node.grad is empty else node._add_grads(old, node.grad)
+    run.finish()
 
 
-def _run_checked(order, empty) -> None:
-    is_finite = order[0]._is_finite
-    if not is_finite(order[0].grad):
-        raise AnomalyError(f"the seed gradient is not finite: {order[0].grad!r}")
-    for node in order:
-        op = node._op
-        if not op or node.grad is empty:
-            continue
-        op.backward(node)
-        for i, p in enumerate(node._prev):
-            g = p.grad
-            if g is not None and not is_finite(g):
-                raise AnomalyError(
-                    f"backward of op '{op}' gave input {i} a non-finite gradient {g!r}\n"
-                    f"  scope: {format_scope(node._scope)}\n"
-                    f"  output: {node._describe()}, grad {node.grad!r}\n" + _inputs(node._prev)
-                )
+class _Pass:
+    """One backward pass from ``root``.
+
+    One sweep both finds the nodes and runs their ops. The queue is a list in which the
+    node created ``k`` nodes before the top one sits at index ``k``: a node's parents are
+    older than the node, so they land ahead of the point the sweep has reached, and it
+    meets every node once, in decreasing creation order. Leaves are collected, not queued.
+
+    A node found far behind the end of the queue (created long before the rest of the
+    graph, say) waits in ``later``, and the next stretch of the sweep starts from it once
+    the queue is done: the queue stays about as long as the graph, whatever the gaps
+    between creation numbers.
+
+    A pass computes fresh gradients: a gradient already on a node when the pass first
+    reaches it is held aside and added back at the end (:meth:`finish`), so that interior
+    nodes do not pass it on twice, and a pass that raises leaves every gradient as it was
+    (:meth:`undo`).
+    """
+
+    # How far past the end of the queue a newly found node may be for the queue to grow to it.
+    REACH = 1 << 16
+
+    __slots__ = ("root", "empty", "held", "leaves", "later", "queues", "top", "queue", "limit")
+
+    def __init__(self, root: Node):
+        self.root = root
+        self.empty = root._EMPTY_GRAD
+        self.held = []
+        self.leaves = {}
+        self.later = {}
+        self.queues = []
+
+    def hold(self, node) -> None:
+        g = node.grad
+        if g is not self.empty:
+            self.held.append((node, g))
+            node.grad = self.empty
+
+    def found(self, node) -> None:
+        """Note that the sweep reached ``node`` (the general case; :meth:`propagate`
+        handles the common ones itself)."""
+        if node._p0 is None:
+            if node in self.leaves:
+                return
+            self.leaves[node] = None
+        else:
+            k = self.top - node._id
+            if k < len(self.queue):
+                if self.queue[k] is not None:
+                    return
+            elif node in self.later:
+                return
+            self.place(node, k)
+        self.hold(node)
+
+    def place(self, node, k: int) -> None:
+        """Put ``node`` at index ``k`` of the queue, growing the queue if need be; or, if
+        that would take it past a waiting node, more than ``REACH`` past its end, or leave
+        it less than a quarter full, let ``node`` wait for the next stretch."""
+        queue = self.queue
+        if k >= len(queue):
+            size = max(k + 1, 2 * len(queue))
+            if (k >= self.limit or k >= len(queue) + self.REACH
+                    or (size > self.REACH and 4 * (len(queue) - queue.count(None)) < size)):
+                self.later[node] = None
+                self.limit = min(self.limit, k)
+                return
+            queue.extend([None] * (min(size, self.limit) - len(queue)))
+        queue[k] = node
+
+    def stretch(self, waiting: list) -> None:
+        """Start a new queue from the newest of the nodes ``waiting``; those too far
+        behind it go on waiting."""
+        waiting.sort(key=_by_id, reverse=True)
+        self.top = waiting[0]._id
+        self.queue = [waiting[0]]
+        self.queues.append(self.queue)
+        self.later = {}
+        self.limit = 1 << 62  # no node at or past this index joins this queue
+        for node in waiting[1:]:
+            self.place(node, self.top - node._id)
+
+    def propagate(self, seed, checked: bool) -> None:
+        root = self.root
+        self.hold(root)
+        root.grad = seed
+        if root._p0 is None:
+            return
+        empty, held, leaves, found = self.empty, self.held, self.leaves, self.found
+        waiting = [root]
+        while waiting:
+            self.stretch(waiting)
+            queue, top = self.queue, self.top
+            size = len(queue)
+            for node in queue:
+                if node is None:
+                    continue
+                # NOTE: the same few lines for each of the two parents, written out: this
+                # loop runs once per node, and a loop over the parents costs a sixth of it.
+                # Leaves, nodes past the end of the queue and ops with three or more inputs
+                # go through found().
+                p = node._p0
+                q = node._p1
+                if q is MANY:
+                    for parent in p:
+                        found(parent)
+                    size = len(queue)
+                    q = None
+                else:
+                    if p._p0 is None:
+                        if p not in leaves:
+                            found(p)
+                    else:
+                        k = top - p._id
+                        if k >= size:
+                            found(p)
+                            size = len(queue)
+                        elif queue[k] is None:
+                            queue[k] = p
+                            g = p.grad
+                            if g is not empty:
+                                held.append((p, g))
+                                p.grad = empty
+                if q is not None:
+                    if q._p0 is None:
+                        if q not in leaves:
+                            found(q)
+                    else:
+                        k = top - q._id
+                        if k >= size:
+                            found(q)
+                            size = len(queue)
+                        elif queue[k] is None:
+                            queue[k] = q
+                            g = q.grad
+                            if g is not empty:
+                                held.append((q, g))
+                                q.grad = empty
+                if node.grad is not empty:  # a node no gradient reached passes nothing on
+                    node._op.backward(node)
+                    if checked:
+                        _check_backward(node)
+            waiting = list(self.later)
+
+    def undo(self) -> None:
+        """After a failure: every gradient back to what it was before the pass."""
+        for nodes in [self.leaves, self.later, *self.queues]:
+            for node in nodes:
+                if node is not None:
+                    node.grad = self.empty
+        self.root.grad = self.empty
+        for node, old in self.held:
+            node.grad = old
+
+    def finish(self) -> None:
+        """Add the gradients held aside back onto this pass's."""
+        empty = self.empty
+        for node, old in self.held:
+            node.grad = old if node.grad is empty else node._add_grads(old, node.grad)
+
+
+def _check_backward(node) -> None:
+    is_finite = node._is_finite
+    for i, p in enumerate(node._prev):
+        g = p.grad
+        if g is not None and not is_finite(g):
+            raise AnomalyError(
+                f"backward of op '{node._op}' gave input {i} a non-finite gradient {g!r}\n"
+                f"  scope: {format_scope(node._scope)}\n"
+                f"  output: {node._describe()}, grad {node.grad!r}\n" + _inputs(node._prev)
+            )

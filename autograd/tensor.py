@@ -21,7 +21,7 @@ from numbers import Number
 
 import numpy as np
 
-from .graph import MANY, STATE, Node, Op, _next_id, format_scope, leaf, record
+from .graph import MANY, STATE, Node, Op, _ids, format_scope, leaf, record
 from .memory import KEEPING_FREED_MEMORY
 
 __all__ = ["Tensor", "addmm", "concat", "stack"]
@@ -418,7 +418,7 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
         out._p1 = p1
         out._op = prim.op
         out._scope = STATE.scope
-        out._id = _next_id()
+        out._id = next(_ids)
         return out
     out.requires_grad = track and STATE.grad_enabled
     return record(out, inputs, prim.op, track)
@@ -442,8 +442,10 @@ class Primitive:
         if len(self.aliases) != len(vjps):
             raise ValueError(f"{name}: {len(self.aliases)} aliases flags for {len(vjps)} VJPs")
         self.variadic = variadic
-        backward = {1: self._backward_unary, 2: self._backward_binary}
-        self.op = Op(name, self._backward if variadic else backward.get(len(vjps), self._backward))
+        run = {1: self._backward_unary, 2: self._backward_binary}.get(len(vjps), self._backward)
+        if variadic:
+            run = self._backward
+        self.op = Op(name, lambda op, node: run(node))
 
     def _backward(self, node: Tensor) -> None:
         g, out = node.grad, node.data

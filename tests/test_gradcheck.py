@@ -8,12 +8,12 @@ from autograd import GradcheckError, GradcheckReport, Value, gradcheck
 from autograd.graph import Op, record
 
 
-def _sin_backward(out):
+def _sin_backward(op, out):
     (x,) = out._prev
     x.grad += out.grad * math.cos(x.data)
 
 
-def _sin_backward_wrong(out):
+def _sin_backward_wrong(op, out):
     (x,) = out._prev
     x.grad += out.grad * math.sin(x.data)  # the classic slip: sin instead of cos
 

@@ -4,11 +4,16 @@ import gc
 import math
 import random
 import sys
+import tracemalloc
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autograd import (
     AnomalyError,
+    Tensor,
     Value,
     backward,
     current_scope,
@@ -18,8 +23,10 @@ from autograd import (
     is_grad_enabled,
     no_grad,
     scope,
+    stack,
     topological_order,
 )
+from autograd.graph import NOT_RECORDED, Op, _Pass, record
 
 # --- traversal ------------------------------------------------------------------------------
 
@@ -87,6 +94,139 @@ def test_topological_order_of_a_leaf_and_of_a_diamond():
     top = left + right
     order = topological_order(top)
     assert order[0] is x and order[-1] is top and len(order) == 5  # x, 2, left, right, top
+
+
+def reference_backward(root):
+    """Backward the plain way, for comparison: every node in topological order, reversed."""
+    order = topological_order(root)
+    for node in order:
+        node.grad = type(node)._EMPTY_GRAD
+    root.grad = 1.0 if isinstance(root, Value) else np.ones_like(root.data)
+    for node in reversed(order):
+        if node._op and node._op is not NOT_RECORDED and node.grad is not type(node)._EMPTY_GRAD:
+            node._op.backward(node)
+    return [node.grad for node in order]
+
+
+def gapped_graph(rng, n_ops=40, gap=0.3):
+    """A random graph of Values with unrelated nodes created between its nodes (so that its
+    creation numbers have gaps), some of them long runs."""
+    unrelated = []
+    nodes = [Value(rng.uniform(-1, 1)) for _ in range(3)]
+    for _ in range(n_ops):
+        while rng.random() < gap:
+            unrelated.append(Value(0.0) * 2.0)
+        a, b = rng.choice(nodes), rng.choice(nodes[-6:])
+        op = rng.randrange(3)
+        nodes.append(a * b if op == 0 else a + b.tanh() if op == 1 else (a - 0.5).relu())
+    return sum(nodes[3:]), unrelated
+
+
+@pytest.mark.parametrize("reach", [1, 3, 16, _Pass.REACH])
+@pytest.mark.parametrize("seed", range(8))
+def test_backward_runs_nodes_newest_first_whatever_the_gaps_in_creation_order(monkeypatch, reach, seed):
+    # A small reach makes every gap "far": the pass then works in many short stretches.
+    monkeypatch.setattr(_Pass, "REACH", reach)
+    root, _ = gapped_graph(random.Random(seed))
+    root.backward()
+    ours = [node.grad for node in topological_order(root)]
+    assert ours == reference_backward(root)  # the same sums in the same order: equal to the bit
+
+
+@given(st.integers(0, 10**6), st.integers(1, 8))
+def test_tensor_graphs_with_many_input_ops_and_gaps(seed, reach):
+    rng = np.random.default_rng(seed)
+    pass_reach = _Pass.REACH
+    _Pass.REACH = reach
+    try:
+        x = Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+        parts = []
+        for _ in range(int(rng.integers(2, 6))):
+            for _ in range(int(rng.integers(0, 4))):
+                Tensor(1.0) * 2.0  # unrelated nodes: gaps in the creation order
+            parts.append((x * float(rng.uniform(-1, 1))).tanh())
+        y = stack(parts, axis=1) * x[:, None, :]
+        root = (y * y).sum() + parts[0].sum()
+        root.backward()
+        ours = [None if n.grad is None else n.grad.copy() for n in topological_order(root)]
+        expected = reference_backward(root)
+    finally:
+        _Pass.REACH = pass_reach
+    for a, b in zip(ours, expected):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_a_node_made_long_before_the_rest_of_its_graph():
+    # x * 2 is created, then a hundred thousand unrelated nodes, then the rest of the graph:
+    # the pass reaches x * 2 far behind the others, and must not queue the gap in between.
+    x = Value(1.5, label="x")
+    old = x * 2.0
+    unrelated = [Value(0.0) for _ in range(100_000)]
+    y = (old * old).tanh() + x * 3.0
+    tracemalloc.start()
+    y.backward()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    t = math.tanh(9.0)  # (2x)^2 at x = 1.5
+    assert x.grad == pytest.approx((1 - t * t) * 8 * 1.5 + 3.0, rel=1e-15)
+    assert old.grad == pytest.approx((1 - t * t) * 2 * 3.0, rel=1e-15)
+    assert peak < 100_000  # a queue over the gap would take 800 kB
+    assert len(unrelated) == 100_000 and all(v.grad == 0.0 for v in unrelated[:10])
+
+
+def test_a_sparse_graph_gets_short_queues(monkeypatch):
+    # Ten unrelated nodes between any two of the graph's: a queue over the whole span would
+    # be 90% empty, so the pass works in stretches that are at least a quarter full.
+    monkeypatch.setattr(_Pass, "REACH", 64)
+    lengths = []
+    finish = _Pass.finish
+    monkeypatch.setattr(_Pass, "finish", lambda self: (lengths.extend(map(len, self.queues)), finish(self)))
+    x, w = Value(0.3), Value(0.9)
+    y, unrelated = x, []
+    for _ in range(2000):
+        unrelated += [Value(0.0) for _ in range(10)]
+        y = (y * w).tanh()
+    y.backward()
+    assert sum(lengths) <= 4 * 4000 + 64 * len(lengths)
+    assert [n.grad for n in topological_order(y)] == reference_backward(y)
+
+
+def _failing_backward(op, out):
+    raise RuntimeError("this op's backward fails")
+
+
+FAILS = Op("fails", _failing_backward)
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_a_pass_that_raises_leaves_every_gradient_as_it_was(engine):
+    if engine == "value":
+        a, b = Value(2.0), Value(3.0)
+        copy = float
+    else:
+        a, b = Tensor([2.0, -1.0], requires_grad=True), Tensor([3.0, 0.5], requires_grad=True)
+        copy = np.copy
+    h = a * b
+    first = (h * a).sum() if engine == "tensor" else h * a
+    first.backward()
+    nodes = topological_order(first)
+    before = [copy(n.grad) for n in nodes]
+    bad = record(type(h)(h.data), (h,), FAILS)
+    if engine == "tensor":
+        bad.requires_grad = True
+    loss = (bad + h * a).sum() if engine == "tensor" else bad + h * a
+    with pytest.raises(RuntimeError, match="this op's backward fails"):
+        loss.backward()  # h * a runs first and adds into h and a, then `fails` raises
+    for node, old in zip(nodes, before):
+        assert np.array_equal(node.grad, old)
+    assert bad.grad is type(bad)._EMPTY_GRAD
+
+
+def test_backward_from_a_leaf_seeds_it_only():
+    x = Value(2.0)
+    x.backward()
+    x.backward(0.5)
+    assert x.grad == 1.5
 
 
 def test_node_structure_accessors():

@@ -426,7 +426,10 @@ class _Pass:
             elif node in self.later:
                 return
             self.place(node, k)
-        self.hold(node)
+        g = node.grad
+        if g is not self.empty:
+            self.held.append((node, g))
+            node.grad = self.empty
 
     def place(self, node, k: int) -> None:
         """Put ``node`` at index ``k`` of the queue, growing the queue if need be; or, if
@@ -478,7 +481,8 @@ class _Pass:
                 q = node._p1
                 if q is MANY:
                     for parent in p:
-                        found(parent)
+                        if parent not in leaves:
+                            found(parent)
                     size = len(queue)
                     q = None
                 else:

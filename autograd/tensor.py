@@ -450,14 +450,17 @@ class Primitive:
     def _backward(self, node: Tensor) -> None:
         g, out = node.grad, node.data
         prev = node._prev
-        arrays = tuple(p.data for p in prev)
+        arrays = tuple([p.data for p in prev])
         params = node._params or _NO_PARAMS
-        for i, p in enumerate(prev):
-            if p.requires_grad:
-                if self.variadic:
-                    p._accumulate(self.vjps[0](i, g, out, arrays, **params), self.aliases[0])
-                else:
-                    p._accumulate(self.vjps[i](g, out, *arrays, **params), self.aliases[i])
+        if self.variadic:
+            vjp, alias = self.vjps[0], self.aliases[0]
+            for i, p in enumerate(prev):
+                if p.requires_grad:
+                    p._accumulate(vjp(i, g, out, arrays, **params), alias)
+        else:
+            for p, vjp, alias in zip(prev, self.vjps, self.aliases):
+                if p.requires_grad:
+                    p._accumulate(vjp(g, out, *arrays, **params), alias)
 
     # The same as _backward for the one- and two-input ops, written out: it runs once per node.
     def _backward_unary(self, node: Tensor) -> None:
@@ -533,8 +536,10 @@ class _Scratch(_AddInto):
     @classmethod
     def matmul(cls, x: np.ndarray, y: np.ndarray):
         """``x @ y`` for 2-D arrays: a plain array if small, else a :class:`_Scratch`."""
+        if KEEPING_FREED_MEMORY:
+            return x @ y
         shape, dtype = (x.shape[0], y.shape[1]), x.dtype if x.dtype == y.dtype else np.result_type(x, y)
-        if KEEPING_FREED_MEMORY or shape[0] * shape[1] * dtype.itemsize < cls.MIN_BYTES:
+        if shape[0] * shape[1] * dtype.itemsize < cls.MIN_BYTES:
             return x @ y
         key = (shape, dtype)
         out = cls._buffers.get(key)
@@ -602,25 +607,23 @@ def _keep(g, axis, keepdims):
     return np.expand_dims(g, axis)
 
 
-def _matmul_vjp(which):
-    def vjp(g, out, a, b):
-        if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x, xᵀ g for W (often large, one per use)
-            return g @ b.T if which == 0 else _Scratch.matmul(a.T, g)
-        # Promote 1-D operands as matmul does, apply the 2-D rule, then drop the added axes.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        g2 = g
-        if b.ndim == 1:
-            g2 = g2[..., None]
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if which == 0:
-            ga = g2 @ np.swapaxes(b2, -1, -2)
-            return ga[..., 0, :] if a.ndim == 1 else ga
-        gb = np.swapaxes(a2, -1, -2) @ g2
-        return gb[..., 0] if b.ndim == 1 else gb
-
-    return vjp
+def _matmul_grad(which, g, a, b):
+    """The gradient of ``a @ b`` for ``a`` (``which`` = 0) or ``b`` (1), given ``g``."""
+    if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x, xᵀ g for W (often large, one per use)
+        return g @ b.T if which == 0 else _Scratch.matmul(a.T, g)
+    # Promote 1-D operands as matmul does, apply the 2-D rule, then drop the added axes.
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if b.ndim == 1:
+        g2 = g2[..., None]
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if which == 0:
+        ga = g2 @ np.swapaxes(b2, -1, -2)
+        return ga[..., 0, :] if a.ndim == 1 else ga
+    gb = np.swapaxes(a2, -1, -2) @ g2
+    return gb[..., 0] if b.ndim == 1 else gb
 
 
 def _addmm(c, a, b):
@@ -635,11 +638,6 @@ def _addmm(c, a, b):
         except ValueError:  # c's shape does not fit into the product's
             pass
     return np.add(out, c)
-
-
-def _addmm_vjp(which):
-    matmul_vjp = _matmul_vjp(which)
-    return lambda g, out, c, a, b: matmul_vjp(g, out, a, b)
 
 
 def _max_vjp(g, out, x, axis, keepdims):
@@ -687,10 +685,11 @@ POW = Primitive(
     # x**0 is constant: its derivative is 0, also at x = 0
     lambda g, out, a, p: g * p * np.power(a, p - 1) if p != 0 else np.zeros_like(g),
 )
-MATMUL = Primitive("@", np.matmul, _matmul_vjp(0), _matmul_vjp(1))
+MATMUL = Primitive("@", np.matmul, lambda g, out, a, b: _matmul_grad(0, g, a, b),
+                   lambda g, out, a, b: _matmul_grad(1, g, a, b))
 # c + a @ b as one node (torch.addmm): a layer's x W + b, an RNN step's xw_t + h W_hh.
-ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, _addmm_vjp(0), _addmm_vjp(1),
-                  aliases=(True, False, False))
+ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, lambda g, out, c, a, b: _matmul_grad(0, g, a, b),
+                  lambda g, out, c, a, b: _matmul_grad(1, g, a, b), aliases=(True, False, False))
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)

@@ -406,6 +406,7 @@ class _Pass:
         self.queues = []
 
     def hold(self, node) -> None:
+        """Set aside the gradient ``node`` had before this pass (see the class docstring)."""
         g = node.grad
         if g is not self.empty:
             self.held.append((node, g))
@@ -426,10 +427,7 @@ class _Pass:
             elif node in self.later:
                 return
             self.place(node, k)
-        g = node.grad
-        if g is not self.empty:
-            self.held.append((node, g))
-            node.grad = self.empty
+        self.hold(node)
 
     def place(self, node, k: int) -> None:
         """Put ``node`` at index ``k`` of the queue, growing the queue if need be; or, if
@@ -459,6 +457,8 @@ class _Pass:
             self.place(node, self.top - node._id)
 
     def propagate(self, seed, checked: bool) -> None:
+        """Seed the root with ``seed`` and run the sweep; ``checked``: look at the gradients
+        each op gives its inputs (:func:`detect_anomaly`)."""
         root = self.root
         self.hold(root)
         root.grad = seed

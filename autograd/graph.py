@@ -274,6 +274,15 @@ class Node:
         """Reverse-mode differentiation from this node; see :func:`autograd.backward`."""
         backward(self, grad)
 
+    def __setstate__(self, state) -> None:
+        # A copy (``copy``, ``deepcopy``, ``pickle``) is a new node: it gets a creation number
+        # of its own, made now. Its parents' copies were finished before it (they are part
+        # of its state), so creation order stays a topological order, and a graph that mixes
+        # copies with the originals, or with nodes of another process, still runs right.
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._id = next(_ids)
+
 
 def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     """Attach ``out`` to the graph as the result of ``op`` on ``prev``.

@@ -1,7 +1,9 @@
 """The graph core: traversal, recording state (no_grad, scope) and anomaly detection."""
 
+import copy
 import gc
 import math
+import pickle
 import random
 import sys
 import tracemalloc
@@ -189,6 +191,22 @@ def test_a_sparse_graph_gets_short_queues(monkeypatch):
     y.backward()
     assert sum(lengths) <= 4 * 4000 + 64 * len(lengths)
     assert [n.grad for n in topological_order(y)] == reference_backward(y)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_of_a_graph_are_new_nodes_that_run_with_the_originals(how):
+    x = Value(0.5, label="x")
+    h = (x * x + x).tanh()
+    h_copy = copy.deepcopy(h) if how == "deepcopy" else pickle.loads(pickle.dumps(h))
+    (x_copy,) = {n for n in topological_order(h_copy) if n.label == "x"}
+    assert x_copy is not x and h_copy._id > h._id  # made after the original graph
+    loss = h * 2.0 + h_copy * 3.0
+    loss.backward()
+    d = (1 - math.tanh(0.75) ** 2) * (2 * 0.5 + 1)
+    assert x.grad == pytest.approx(2 * d, rel=1e-15) and x_copy.grad == pytest.approx(3 * d, rel=1e-15)
+    assert [n.grad for n in topological_order(loss)] == reference_backward(loss)
+    order = topological_order(loss)
+    assert all(p._id < n._id for n in order for p in n._prev)
 
 
 def _failing_backward(op, out):

@@ -1,6 +1,13 @@
-"""unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``)."""
+"""unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``).
 
-from . import memory  # noqa: F401  (keeps freed memory for the next step; see autograd/memory.py)
+NOTE: ``from autograd import Value`` loads only the graph core and the scalar engine. The
+parts that need numpy or graphviz (``Tensor`` and its ops, the drawing) are imported the
+first time they are asked for (``gradcheck`` imports numpy when it runs), so a program that uses only ``Value`` does not
+pay for importing numpy (about a tenth of a second).
+"""
+
+from importlib import import_module
+
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck
 from .graph import (
     AnomalyError,
@@ -14,9 +21,31 @@ from .graph import (
     scope,
     topological_order,
 )
-from .tensor import Tensor, addmm, concat, stack
 from .value import Value
-from .viz import draw_graph, save_graph
+
+# The names each module imported on first use provides.
+_LAZY = {
+    "Tensor": ".tensor",
+    "addmm": ".tensor",
+    "concat": ".tensor",
+    "stack": ".tensor",
+    "draw_graph": ".viz",
+    "save_graph": ".viz",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autograd' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AnomalyError",

@@ -11,9 +11,8 @@ derivative code.
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Real
-
-import numpy as np
 
 from .graph import STATE, Node, Op, _ids, leaf, record
 
@@ -34,9 +33,16 @@ def _real(x, what: str) -> float:
         except OverflowError:
             digits = str(x)
             raise ValueError(f"{what}: {digits[:12]}... ({len(digits)} digits) is too large for a float") from None
-    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "iuf":
+    if _is_array(x) and x.ndim == 0 and x.dtype.kind in "iuf":
         return float(x)
     raise TypeError(f"{what} expects a real number (int or float), got {type(x).__name__}: {x!r}")
+
+
+def _is_array(x) -> bool:
+    """Whether ``x`` is a numpy array. NOTE: the scalar engine does not import numpy (a
+    Value-only program starts without it); an array can only exist once numpy is loaded."""
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.ndarray)
 
 
 def _ieee(f, *args) -> float:
@@ -45,6 +51,8 @@ def _ieee(f, *args) -> float:
     try:
         return f(*args)
     except (OverflowError, ZeroDivisionError):
+        import numpy as np
+
         with np.errstate(all="ignore"):
             npf = {math.exp: np.exp, pow: np.power}[f]
             return float(npf(*(np.float64(a) for a in args)))
@@ -289,7 +297,7 @@ def _operand(x, what: str):
     ops check their operand before they transform it.)"""
     if type(x) is Value or type(x) is float:
         return x
-    if isinstance(x, np.ndarray) and x.ndim:
+    if _is_array(x) and x.ndim:
         return NotImplemented  # numpy applies the op to each entry
     if isinstance(x, Node):
         raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")
@@ -302,7 +310,7 @@ def _as_value(x, what: str):
     each entry."""
     if type(x) is float:
         return leaf(_new(Value), x, _ZERO)
-    if isinstance(x, np.ndarray) and x.ndim:
+    if _is_array(x) and x.ndim:
         return NotImplemented
     if isinstance(x, Node):
         raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")

@@ -3,6 +3,8 @@ gradients, accumulation, edge values of IEEE arithmetic, and the errors for bad 
 
 import math
 import re
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -387,3 +389,46 @@ def test_backward_errors():
 
 def test_gradcheck_agrees_on_the_readme_example():
     gradcheck(readme_example, [Value(-4.0), Value(2.0)])
+
+
+# --- a Value-only program does not load numpy ---------------------------------------------
+
+VALUE_ONLY = """
+import sys
+from autograd import Value, gradcheck, no_grad, scope
+x = Value(2.0)
+y = (x * x + 1.0).tanh() * x.exp() + x ** 3 - 1 / x
+y.backward()
+loaded = ",".join(m for m in ("numpy", "graphviz") if m in sys.modules) or "none"
+big = Value(1000.0).exp()  # overflow: IEEE inf, from the rare fallback that loads numpy
+print(loaded, y.data, x.grad, big.data)
+"""
+
+
+def test_a_value_only_program_does_not_import_numpy_or_graphviz():
+    out = subprocess.run([sys.executable, "-c", VALUE_ONLY], capture_output=True, text=True, check=True)
+    loaded, data, grad, big = out.stdout.rsplit(maxsplit=3)
+    t = math.tanh(5.0)
+    assert loaded == "none"
+    assert float(data) == pytest.approx(t * math.exp(2.0) + 8.0 - 0.5, rel=1e-15)
+    assert float(grad) == pytest.approx((1 - t * t) * 4.0 * math.exp(2.0) + t * math.exp(2.0) + 12.0 + 0.25,
+                                        rel=1e-14)
+    assert big == "inf"
+
+
+def test_the_rest_of_the_engine_loads_on_first_use():
+    import autograd
+
+    assert autograd.Tensor.__name__ == "Tensor" and "draw_graph" in dir(autograd)
+    from autograd import draw_graph, stack  # noqa: F401
+
+    with pytest.raises(AttributeError, match="module 'autograd' has no attribute 'Tensr'"):
+        autograd.Tensr  # noqa: B018
+
+
+def test_numpy_arrays_still_apply_value_ops_entrywise():
+    v = Value(2.0)
+    out = v * np.array([1.0, 3.0])
+    assert out.dtype == object and [e.data for e in out] == [2.0, 6.0]
+    out = np.array([1.0, 3.0]) + v
+    assert [e.data for e in out] == [3.0, 5.0]

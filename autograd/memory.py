@@ -8,12 +8,12 @@ page faults cost more than the arithmetic: a T=100, 128-unit tanh RNN took 39 ms
 forward + backward with glibc's defaults and 21 ms with the settings below (hand-written
 numpy, which allocates far less: 17 ms). See ``python -m benchmarks.tensor``.
 
-So, when imported (by the Tensor engine), autograd raises glibc's trim threshold to 256 MB and fixes its mmap
-threshold at 32 MB (the ceiling glibc's own adaptive threshold reaches): up to 256 MB of
-freed memory stays in the process, ready for the next step, so the resident size of a
-training process stays near its peak instead of shrinking between steps. Set the
-environment variable ``UNROLLGRAD_KEEP_FREED_MEMORY=0`` before importing to keep glibc's
-defaults. Other C libraries (musl, macOS) are left alone.
+So, when the Tensor engine imports this module, autograd raises glibc's trim threshold to
+256 MB and fixes its mmap threshold at 32 MB (the ceiling glibc's own adaptive threshold
+reaches): up to 256 MB of freed memory stays in the process, ready for the next step, so
+the resident size of a training process stays near its peak instead of shrinking between
+steps. Set the environment variable ``UNROLLGRAD_KEEP_FREED_MEMORY=0`` before importing to
+keep glibc's defaults. Other C libraries (musl, macOS) are left alone.
 """
 
 from __future__ import annotations

@@ -157,8 +157,10 @@ LEAF_SHAPES = [(2, 3), (3,), (2, 1), (1, 3), ()]
 
 
 ALL_ELEMENTWISE = tuple(sorted(ELEMENTWISE))
-# Ops that do the same IEEE operations on both engines (x ** 3 is C's pow on both sides).
-EXACT = ("add", "sub", "mul", "scale", "square", "cube")
+# Ops that do the same IEEE operations on both engines. NOTE: not x ** 3: numpy's power on
+# arrays has its own vectorised code (AVX-512 here), which differs from the C library's pow
+# that Value calls in the last bit for about 3% of inputs. (x ** 2 is x * x on both sides.)
+EXACT = ("add", "sub", "mul", "scale", "square")
 
 
 @st.composite

@@ -1,9 +1,9 @@
 """unrollgrad's autograd engine: one graph core, two node kinds (``Value``, ``Tensor``).
 
-NOTE: ``from autograd import Value`` loads only the graph core and the scalar engine. The
-parts that need numpy or graphviz (``Tensor`` and its ops, the drawing) are imported the
-first time they are asked for (``gradcheck`` imports numpy when it runs), so a program that uses only ``Value`` does not
-pay for importing numpy (about a tenth of a second).
+NOTE: ``from autograd import Value`` loads only the graph core, the scalar engine and
+``gradcheck`` (which imports numpy when it runs). The parts that need numpy or graphviz
+(``Tensor`` and its ops, the drawing) are imported the first time they are asked for, so a
+program that uses only ``Value`` does not pay for importing numpy (about a tenth of a second).
 """
 
 from importlib import import_module

@@ -51,18 +51,18 @@ class Op(str):
     """
 
     __slots__ = ()
+    constants: dict = {}
 
     def __new__(cls, name: str, backward=None, **constants):
         # Each op gets its own subclass, with ``backward`` as a method: the backward loop
         # calls ``node._op.backward(node)`` once per node, and a method found on the type of
         # a slot-less object is the cheapest call CPython makes from there.
-        kind = type(cls.__name__, (cls,), {"__slots__": (), "backward": backward, **constants})
+        kind = type(cls.__name__, (cls,), {"__slots__": (), "backward": backward, "constants": constants,
+                                           **constants})
         return super().__new__(kind, name)
 
     def __reduce__(self):
-        kind = type(self)
-        constants = {k: v for k, v in vars(kind).items() if k not in ("__slots__", "backward", "__module__", "__doc__")}
-        return (_rebuild_op, (str(self), kind.backward, constants))
+        return (_rebuild_op, (str(self), type(self).backward, self.constants))
 
     def __repr__(self) -> str:
         return f"Op({str.__repr__(self)})"
@@ -483,7 +483,8 @@ class _Pass:
                 if node is None:
                     continue
                 # NOTE: the same few lines for each of the two parents, written out: this
-                # loop runs once per node, and a loop over the parents costs a sixth of it.
+                # loop runs once per node, and a loop over the parents measured 6% (a while
+                # loop) to 17% (a tuple) more backward instructions on a scalar RNN.
                 # Leaves, nodes past the end of the queue and ops with three or more inputs
                 # go through found().
                 p = node._p0

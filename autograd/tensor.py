@@ -442,9 +442,8 @@ class Primitive:
         if len(self.aliases) != len(vjps):
             raise ValueError(f"{name}: {len(self.aliases)} aliases flags for {len(vjps)} VJPs")
         self.variadic = variadic
-        run = {1: self._backward_unary, 2: self._backward_binary}.get(len(vjps), self._backward)
-        if variadic:
-            run = self._backward
+        run = self._backward if variadic else {1: self._backward_unary, 2: self._backward_binary}.get(
+            len(vjps), self._backward)
         self.op = Op(name, lambda op, node: run(node))
 
     def _backward(self, node: Tensor) -> None:

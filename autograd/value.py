@@ -308,13 +308,11 @@ def _as_value(x, what: str):
     """The other operand of a primitive as a Value: a number becomes a constant leaf (as
     micrograd does); a numpy array gives NotImplemented, so that numpy applies the op to
     each entry."""
-    if type(x) is float:
-        return leaf(_new(Value), x, _ZERO)
-    if _is_array(x) and x.ndim:
-        return NotImplemented
-    if isinstance(x, Node):
-        raise TypeError(f"{what}: cannot mix a Value with a {type(x).__name__}")
-    return leaf(_new(Value), _real(x, what), _ZERO)
+    if type(x) is not float:
+        x = _operand(x, what)  # never a Value here: the caller tested that
+        if x is NotImplemented:
+            return x
+    return leaf(_new(Value), x, _ZERO)
 
 
 def _result(data: float, a: Value, b: Value | None, op: Op,

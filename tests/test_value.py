@@ -418,9 +418,13 @@ def test_a_value_only_program_does_not_import_numpy_or_graphviz():
 
 def test_the_rest_of_the_engine_loads_on_first_use():
     import autograd
+    import autograd.tensor
+    import autograd.viz
 
-    assert autograd.Tensor.__name__ == "Tensor" and "draw_graph" in dir(autograd)
-    from autograd import draw_graph, stack  # noqa: F401
+    assert autograd.Tensor is autograd.tensor.Tensor and "draw_graph" in dir(autograd)
+    from autograd import draw_graph, stack
+
+    assert draw_graph is autograd.viz.draw_graph and stack is autograd.tensor.stack
 
     with pytest.raises(AttributeError, match="module 'autograd' has no attribute 'Tensr'"):
         autograd.Tensr  # noqa: B018

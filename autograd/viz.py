@@ -511,6 +511,7 @@ def _contributions(node, parents: list) -> list:
         for p in parents:
             p.grad = type(p)._EMPTY_GRAD
         backward(node)
+        node._settle_grads()
         return [None if p.grad is type(p)._EMPTY_GRAD else _size(p.grad) for p in parents]
     finally:
         for p, state in zip(parents, saved):

@@ -610,8 +610,8 @@ def test_reading_every_step_of_a_long_sequence():
 
 def test_index_gradients_are_scattered_in_place():
     # Each read x[t] sends back an (m, n) gradient. Materialising it as a (T, m, n) array
-    # per step would hold at least two arrays of x's size at once; scattering in place
-    # needs only x.grad itself.
+    # per step would hold at least two arrays of x's size at once; gathering the rows into
+    # x.grad needs only x.grad itself.
     T, m, n = 2000, 16, 16
     x = leaf(np.ones((T, m, n)))
     total = x[0]
@@ -626,6 +626,77 @@ def test_index_gradients_are_scattered_in_place():
         tracemalloc.stop()
     np.testing.assert_array_equal(x.grad, np.ones((T, m, n)))
     assert peak < 1.5 * x.data.nbytes, f"backward peaked at {peak / x.data.nbytes:.2f} times the size of x"
+
+
+def _rows_expected(shape, reads):
+    """d/dx of sum_k c_k * x[i_k].sum() for the reads [(i_k, c_k)]: c_k summed into row i_k."""
+    g = np.zeros(shape)
+    for i, c in reads:
+        g[i] += c
+    return g
+
+
+@pytest.mark.parametrize("interior", [False, True])
+@pytest.mark.parametrize("reads", [
+    [(t, t + 1.0) for t in range(5)],  # every row once, in order
+    [(4, 1.0), (0, 2.0), (-1, 3.0), (2, 4.0), (1, 5.0), (3, 6.0), (0, 7.0)],  # repeats, a negative index
+    [(3, 1.5), (1, -2.0)],  # some rows never read: their gradient is zero
+])
+def test_rows_read_one_at_a_time_add_up_exactly(interior, reads):
+    # x[i] gradients are kept as rows until x's gradient is read; the result must be the
+    # same array as adding each row into zeros.
+    rng = np.random.default_rng(4)
+    x = leaf(rng.standard_normal((5, 2, 3)))
+    src = x * 1.0 if interior else x
+    total = None
+    for i, c in reads:
+        term = (src[i] * c).sum()
+        total = term if total is None else total + term
+    total.backward()
+    expected = _rows_expected((5, 2, 3), reads)
+    for node in (x, src):
+        assert type(node.grad) is np.ndarray and node.grad.dtype == np.float64
+        np.testing.assert_array_equal(node.grad, expected)
+    total.backward()  # a second pass adds to the first
+    np.testing.assert_array_equal(x.grad, 2 * expected)
+
+
+def test_rows_mix_with_every_other_kind_of_gradient():
+    x = leaf(np.arange(12.0).reshape(4, 3))
+    loss = (x[0] * 2.0).sum() + (x[3] * 3.0).sum() + (x * x).sum() + x[:, 1].sum() + x[[1, 1]].sum() + x[2].sum()
+    loss.backward()
+    expected = 2 * x.data
+    expected[0] += 2.0
+    expected[3] += 3.0
+    expected[:, 1] += 1.0
+    expected[1] += 2.0
+    expected[2] += 1.0
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_rows_keep_float32_and_pass_anomaly_checks():
+    x = leaf(np.ones((3, 2), dtype=np.float32))
+    with detect_anomaly():
+        (x[0] * 2.0 + x[2]).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+
+
+def test_rows_are_dropped_when_a_pass_fails():
+    from autograd.graph import Op, record
+    from autograd.tensor import _PENDING
+
+    def fails(op, out):
+        raise RuntimeError("this op's backward fails")
+
+    x = leaf(np.ones((3, 2)))
+    h = x * 1.0
+    bad = record(Tensor(h.data), (h,), Op("fails", fails))
+    bad.requires_grad = True
+    loss = (bad + h[0] + h[2]).sum()  # the reads of h run first, then `fails` raises
+    with pytest.raises(RuntimeError, match="this op's backward fails"):
+        loss.backward()
+    assert h.grad is None and x.grad is None and not _PENDING
 
 
 def test_deep_chain_does_not_recurse():

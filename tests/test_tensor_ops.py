@@ -812,3 +812,28 @@ def test_float32_meets_float64_and_the_gradient_keeps_each_dtype():
     y.backward()
     assert x.grad.dtype == np.float32 and w.grad.dtype == np.float64
     np.testing.assert_array_equal(x.grad, np.float32([0.5, 0.25]))
+
+
+def test_a_primitive_with_four_inputs():
+    # No op in the table has more than three inputs; a new one goes through the general loop.
+    from autograd.tensor import Primitive, _apply
+
+    fma2 = Primitive(
+        "a*b+c*d",
+        lambda a, b, c, d: a * b + c * d,
+        lambda g, out, a, b, c, d: g * b,
+        lambda g, out, a, b, c, d: g * a,
+        lambda g, out, a, b, c, d: g * d,
+        lambda g, out, a, b, c, d: g * c,
+    )
+    a, b, c = leaf([1.0, 2.0]), leaf([3.0, -1.0]), leaf([0.5, 4.0])
+    d = Tensor([2.0, -3.0])  # takes no gradient
+    out = _apply(fma2, a, b, c, d)
+    np.testing.assert_array_equal(out.data, [4.0, -14.0])
+    (out * out).sum().backward()
+    two_out = 2 * out.data
+    np.testing.assert_array_equal(a.grad, two_out * b.data)
+    np.testing.assert_array_equal(b.grad, two_out * a.data)
+    np.testing.assert_array_equal(c.grad, two_out * d.data)
+    assert d.grad is None
+    gradcheck(lambda a, b, c: _apply(fma2, a, b, c, d).sum(), [leaf([1.0, 2.0]), leaf([3.0, -1.0]), leaf([0.5, 4.0])])

@@ -406,6 +406,19 @@ def test_gradient_view_tensor_norms_and_grads_restored_exactly():
     np.testing.assert_allclose(W.grad, 2 * first)
 
 
+def test_gradient_view_of_rows_read_one_at_a_time():
+    x = Tensor(np.ones((3, 2)), requires_grad=True, label="x")
+    loss = (x[0] * 2.0).sum() + (x[2] * 3.0).sum()
+    loss.backward()
+    grad = x.grad
+    dot = parse(draw_graph(loss, gradient_view=True))
+    (xn,) = dot.named("x")
+    sizes = sorted(flow(a) for _, _, a in dot.out_edges(xn))
+    assert sizes == pytest.approx([2 * math.sqrt(2), 3 * math.sqrt(2)], rel=1e-5)  # |dloss/dx[i]| per read
+    assert x.grad is grad and type(grad) is np.ndarray  # drawing left the gradient as it was
+    np.testing.assert_array_equal(grad, [[2.0, 2.0], [0.0, 0.0], [3.0, 3.0]])
+
+
 def test_gradient_view_on_an_rnn_reverses_every_edge():
     model = nn.RNNModel(2, 3, 2, mode="many_to_many", seed=0)
     x = np.random.default_rng(0).standard_normal((3, 1, 2))

@@ -258,6 +258,9 @@ PIPELINE = {
     "transpose": lambda E, x, W, b, p: E.call(x, "transpose", *[(), (1, 0)][p % 2]) * W,
     "reverse": lambda E, x, W, b, p: E.view(E.call(E.call(x, "reshape", -1)[::-1], "reshape", x.shape)),
     "gather_rows": lambda E, x, W, b, p: E.view(x[[(p + k * k) % x.shape[0] for k in range(x.shape[0])]]),
+    # every row read once by an integer index, in a rotated order, and one again from the end
+    "rows": lambda E, x, W, b, p: E.stack([x[(p + k) % len(x)] * float(k + 1) for k in range(len(x))], axis=0)
+    + x[-1 - p % 2] * 0.5,
     "stack": lambda E, x, W, b, p: E.stack([x, x * W, b * x], axis=p % 3).sum(axis=p % 3) * 0.5,
     "concat": lambda E, x, W, b, p: E.concat([x * 0.5, x * W], axis=-1)[:, p % 2::2] + E.concat([x, W], axis=-2)[1::2],
 }

@@ -131,7 +131,8 @@ class Tensor(Node):
 
         Broadcasting is undone here, once for every op: ``g`` is summed over the axes
         numpy broadcast. An :class:`_AddInto` gradient (an index's, or a product in a
-        reused buffer) adds itself into place.
+        reused buffer) adds itself into place, except that whole rows ``x[i]`` are kept
+        as rows (:class:`_Rows`) until the gradient is read.
 
         ``aliased`` says ``g`` may be another node's gradient (or a view of it), as after
         ``+`` or ``reshape``; otherwise ``g`` is a new array that the edge owns. An interior
@@ -592,6 +593,9 @@ class _Rows:
         i %= self.n  # the forward accepted i, so -n <= i < n
         old = self.rows.get(i)
         self.rows[i] = g if old is None else old + g  # never in place: g may be another node's
+
+    def __repr__(self) -> str:  # only seen if something reads a gradient before it is settled
+        return f"_Rows(rows {sorted(self.rows)} of {self.n})"
 
     def settle(self, node) -> np.ndarray:
         """Make ``node.grad`` (this) one array of the node's shape, and return it."""

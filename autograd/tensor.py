@@ -86,11 +86,10 @@ class Tensor(Node):
 
     @staticmethod
     def _settle_grads() -> None:
-        pending = _PENDING[:]
-        _PENDING.clear()
-        for node in pending:
+        for node in _PENDING:
             if type(node.grad) is _Rows:
                 node.grad.settle(node)
+        _PENDING.clear()
 
     @classmethod
     def _seed(cls, node, grad):
@@ -458,12 +457,10 @@ class Primitive:
 
     def __init__(self, name, forward, *vjps, aliases=False, variadic=False):
         self.forward = forward
-        self.vjps = vjps
-        self.aliases = tuple(aliases) if isinstance(aliases, (tuple, list)) else (bool(aliases),) * len(vjps)
-        if len(self.aliases) != len(vjps):
-            raise ValueError(f"{name}: {len(self.aliases)} aliases flags for {len(vjps)} VJPs")
-        self.variadic = variadic
-        self.op = Op(name, _backward_function(vjps, self.aliases, variadic))
+        aliases = tuple(aliases) if isinstance(aliases, (tuple, list)) else (bool(aliases),) * len(vjps)
+        if len(aliases) != len(vjps):
+            raise ValueError(f"{name}: {len(aliases)} aliases flags for {len(vjps)} VJPs")
+        self.op = Op(name, _backward_function(vjps, aliases, variadic))
 
 
 def _backward_function(vjps, aliases, variadic):
@@ -600,10 +597,8 @@ class _Rows:
     def settle(self, node) -> np.ndarray:
         """Make ``node.grad`` (this) one array of the node's shape, and return it."""
         data, rows = node.data, self.rows
-        if len(rows) == self.n:
+        if len(rows) == self.n:  # each row is a node's gradient, so it has the node's dtype
             grad = np.stack([rows[i] for i in range(self.n)])
-            if grad.dtype != data.dtype:
-                grad = grad.astype(data.dtype)
         else:
             grad = np.zeros(data.shape, data.dtype)
             for i, g in rows.items():

@@ -680,18 +680,21 @@ def test_rows_keep_float32_and_pass_anomaly_checks():
         (x[0] * 2.0 + x[2]).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_array_equal(x.grad, [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+    y = leaf(np.ones((3, 2), dtype=np.float32))  # every row read: the rows are stacked
+    (y[0] * 2.0 + y[1] + y[2] * np.float64(3.0)).sum().backward()
+    assert y.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.grad, [[2.0, 2.0], [1.0, 1.0], [3.0, 3.0]])
 
 
 def test_rows_are_dropped_when_a_pass_fails():
-    from autograd.graph import Op, record
+    from autograd.graph import record
     from autograd.tensor import _PENDING
 
-    def fails(op, out):
-        raise RuntimeError("this op's backward fails")
+    from .test_graph import FAILS
 
     x = leaf(np.ones((3, 2)))
     h = x * 1.0
-    bad = record(Tensor(h.data), (h,), Op("fails", fails))
+    bad = record(Tensor(h.data), (h,), FAILS)
     bad.requires_grad = True
     loss = (bad + h[0] + h[2]).sum()  # the reads of h run first, then `fails` raises
     with pytest.raises(RuntimeError, match="this op's backward fails"):

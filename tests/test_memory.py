@@ -49,27 +49,3 @@ def test_freed_memory_is_reused_by_the_next_step_on_glibc_and_left_alone_elsewhe
 def test_the_setting_can_be_turned_off():
     keeping, _ = run("0")
     assert keeping is False
-
-
-def test_the_reused_product_buffer_gives_the_same_gradients(monkeypatch):
-    # Without kept freed memory, a large weight gradient product goes through one reused
-    # buffer (autograd.tensor._Scratch); with it, through plain arrays. Same numbers.
-    import numpy as np
-
-    import autograd.tensor
-    from autograd import Tensor
-
-    rng = np.random.default_rng(0)
-    W0, h0 = rng.standard_normal((128, 128)) * 0.05, rng.standard_normal((32, 128))
-
-    def grad_of_W():
-        W, h = Tensor(W0, requires_grad=True), Tensor(h0)
-        for _ in range(3):
-            h = (h @ W).tanh()
-        h.sum().backward()
-        return W.grad
-
-    monkeypatch.setattr(autograd.tensor, "KEEPING_FREED_MEMORY", True)
-    plain = grad_of_W()
-    monkeypatch.setattr(autograd.tensor, "KEEPING_FREED_MEMORY", False)
-    np.testing.assert_allclose(grad_of_W(), plain, rtol=1e-14, atol=1e-15)

@@ -293,6 +293,23 @@ def test_W_hh_gradient_is_the_sum_of_per_step_contributions(mode, nonlinearity):
         np.testing.assert_allclose(grads[name], g, rtol=0, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_a_wide_W_hh_gradient_is_the_hand_derived_sum(nonlinearity):
+    # With 96 hidden units, W_hh's gradient is large enough for the engine to keep its
+    # per-step products and multiply them out as one (autograd.tensor._Products).
+    T, m, hidden = 6, 4, 96
+    x = _input("many_to_many", T=T, m=m, n_in=5, seed=16)
+    model = _model("many_to_many", seed=17, n_in=5, hidden=hidden, n_out=3, nonlinearity=nonlinearity)
+    C = np.random.default_rng(18).standard_normal((T, m, 3))
+    y, _ = model(x)
+    (y * C).sum().backward()
+    by_hand, other_grads = _bptt_by_hand(model.state_dict(), x, C, nonlinearity)
+    grads = model.grad_dict()
+    np.testing.assert_allclose(grads["rnn.cells.0.W_hh"], sum(by_hand), rtol=0, atol=1e-12)
+    for name, g in other_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=0, atol=1e-12, err_msg=name)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_lower_layer_W_hh_gradient_is_the_sum_of_per_step_contributions(engine):
     T = 3

@@ -14,6 +14,7 @@ from autograd import (
     GradcheckError,
     Tensor,
     Value,
+    addmm,
     concat,
     detect_anomaly,
     enable_grad,
@@ -700,6 +701,181 @@ def test_rows_are_dropped_when_a_pass_fails():
     with pytest.raises(RuntimeError, match="this op's backward fails"):
         loss.backward()
     assert h.grad is None and x.grad is None and not _PENDING
+
+
+# --- stacked states share storage; a weight used at every step is one product -------------
+def test_stack_and_concat_share_storage_with_the_results_of_ops_only():
+    rng = np.random.default_rng(6)
+    x = leaf(rng.standard_normal((3, 2, 4)))
+    states = [x[i] * float(i + 1) for i in range(3)]  # results of ops, each owning its array
+    before = [s.data.copy() for s in states]
+    const, view = Tensor(np.ones((2, 4))), x[0]
+    narrow = Tensor(np.ones((2, 4), dtype=np.float32)) * 1.0  # cast when stacked with float64: not shared
+    out = stack([*states, const, view, narrow])
+    for s, b in zip(states, before):
+        assert np.shares_memory(s.data, out.data)
+        np.testing.assert_array_equal(s.data, b)
+    assert not np.shares_memory(const.data, out.data)  # a leaf keeps its own array
+    assert view.data.base is x.data  # a view stays a view of what it was
+    assert narrow.data.dtype == np.float32 and not np.shares_memory(narrow.data, out.data)
+    w = rng.standard_normal(out.shape)
+    (out * w).sum().backward()
+    expected = w[:3] * np.array([1.0, 2.0, 3.0])[:, None, None]
+    expected[0] += w[4]  # through the view x[0]
+    np.testing.assert_array_equal(x.grad, expected)
+
+    a, b = x * 2.0, x[:1] * 3.0
+    joined = concat([a, b], axis=0)
+    assert np.shares_memory(a.data, joined.data) and np.shares_memory(b.data, joined.data)
+    np.testing.assert_array_equal(joined.data[:3], 2.0 * x.data)
+    side = x * 2.0
+    concat([side, x * 1.0], axis=1)
+    assert side.data.base is None  # a piece along axis 1 is not contiguous: not shared
+    row = x[0] * 1.0
+    stack([row, row], axis=1)
+    assert row.data.base is None
+
+
+def _pairs_sum(pairs):
+    return sum(a.T @ g for a, g in pairs)
+
+
+def test_runs_join_consecutive_pieces_and_nothing_else():
+    from autograd.tensor import _runs
+
+    rng = np.random.default_rng(7)
+    A, G, G2 = rng.standard_normal((6, 3, 4)), rng.standard_normal((6, 3, 5)), rng.standard_normal((6, 3, 5))
+    frozen = G.copy()
+    frozen.setflags(write=False)
+    cases = {  # name: (pairs, the number of products they become)
+        "down": ([(A[i], G[i]) for i in reversed(range(6))], 1),
+        "up": ([(A[i], G[i]) for i in range(6)], 1),
+        "shifted": ([(A[i], G[i + 1]) for i in reversed(range(5))], 1),
+        "opposite directions": ([(A[i], G[5 - i]) for i in range(6)], 6),
+        "a gap": ([(A[i], G[i]) for i in (5, 4, 2, 1, 0)], 2),
+        "turning back": ([(A[i], G[i]) for i in (0, 1, 2, 1, 0)], 2),
+        "another array": ([(A[i], (G if i < 3 else G2)[i]) for i in range(6)], 2),
+        "read-only": ([(A[i], frozen[i]) for i in range(6)], 6),
+        "not contiguous": ([(A[i][:, :2], G[i]) for i in range(6)], 6),
+        "not views": ([(A[i].copy(), G[i].copy()) for i in range(6)], 6),
+        "one pair": ([(A[2], G[2])], 1),
+    }
+    for name, (pairs, count) in cases.items():
+        runs = _runs(pairs)
+        assert len(runs) == count, name
+        np.testing.assert_allclose(_pairs_sum(runs), _pairs_sum(pairs), rtol=1e-13, atol=1e-13, err_msg=name)
+    (joined,) = _runs(cases["down"][0])
+    assert joined[0].shape == (18, 4) and np.shares_memory(joined[0], A)  # a view: nothing copied
+    assert joined[1].shape == (18, 5) and np.shares_memory(joined[1], G)
+
+
+def _unrolled(W, x, C):
+    """A tanh recurrence through ``W`` over the steps of ``x`` (T, m, n), like an RNN's."""
+    h, states = Tensor(np.zeros(x.shape[1:])), []
+    for t in range(x.shape[0]):
+        h = addmm(x[t], h, W).tanh()
+        states.append(h)
+    return (stack(states) * C).sum()
+
+
+def _bptt(W, x, C):
+    """dL/dW of :func:`_unrolled`, derived by hand."""
+    hs = [np.zeros(x.shape[1:])]
+    for t in range(x.shape[0]):
+        hs.append(np.tanh(x[t] + hs[-1] @ W))
+    grad, from_next = np.zeros_like(W), np.zeros_like(hs[0])
+    for t in reversed(range(x.shape[0])):
+        delta = (C[t] + from_next) * (1.0 - hs[t + 1] ** 2)
+        grad += hs[t].T @ delta
+        from_next = delta @ W.T
+    return grad
+
+
+def test_a_weight_used_at_every_step_gets_its_gradient_as_one_product(monkeypatch):
+    import autograd.tensor as tensor_module
+
+    rng = np.random.default_rng(8)
+    T, m, H = 6, 4, 96  # a 96 x 96 gradient is large enough to be kept as products
+    W0, x0, C = rng.standard_normal((H, H)) * 0.1, rng.standard_normal((T, m, H)), rng.standard_normal((T, m, H))
+    seen = []
+    runs = tensor_module._runs
+    monkeypatch.setattr(tensor_module, "_runs", lambda pairs: seen.append(runs(pairs)) or seen[-1])
+    W, x = leaf(W0), leaf(x0)
+    _unrolled(W, x, C).backward()
+    expected = _bptt(W0, x0, C)
+    np.testing.assert_allclose(W.grad, expected, rtol=0, atol=1e-12)
+    # Steps 2..T read H_1..H_{T-1}, pieces of the stacked states, and their gradients are
+    # the rows of x's gradient: one product. Step 1 reads the initial zeros: one more.
+    assert [[A.shape for A, _ in r] for r in seen] == [[((T - 1) * m, H), (m, H)]]
+    assert type(W.grad) is np.ndarray and type(x.grad) is np.ndarray
+    from autograd.tensor import _MOVED, _PENDING
+    assert not _PENDING and not _MOVED
+
+    _unrolled(W, x, C).backward()  # a second pass adds to the first
+    np.testing.assert_allclose(W.grad, 2 * expected, rtol=0, atol=2e-12)
+
+    seen.clear()
+    monkeypatch.setattr(tensor_module, "_KEEP_BYTES", 1 << 62)  # nothing kept: one product per step
+    W1, x1 = leaf(W0), leaf(x0)
+    _unrolled(W1, x1, C).backward()
+    assert not seen
+    np.testing.assert_allclose(W1.grad, W.grad / 2, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(x1.grad, x.grad / 2, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("products_first", [True, False])
+def test_kept_products_mix_with_every_other_kind_of_gradient(products_first):
+    rng = np.random.default_rng(9)
+    W0, x0 = rng.standard_normal((128, 128)), rng.standard_normal((3, 128))
+    W = leaf(W0)
+    terms = [lambda: (Tensor(x0) @ W).sum(), lambda: (x0[:2] @ W).sum(), lambda: (W * W).sum(),
+             lambda: W[5].sum(), lambda: W[[1, 1]].sum()]
+    loss = None
+    for term in terms if products_first else reversed(terms):
+        loss = term() if loss is None else loss + term()
+    loss.backward()
+    expected = x0.T @ np.ones((3, 128)) + x0[:2].T @ np.ones((2, 128)) + 2 * W0
+    expected[5] += 1.0
+    expected[1] += 2.0
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-13, atol=1e-12)
+
+
+def test_kept_products_keep_float32():
+    W = leaf(np.ones((128, 128), dtype=np.float32))
+    x = np.full((2, 128), 0.5, dtype=np.float32)
+    ((Tensor(x) @ W).sum() + (Tensor(x[:1]) @ W).sum()).backward()
+    assert W.grad.dtype == np.float32
+    np.testing.assert_array_equal(W.grad, np.full((128, 128), 1.5, dtype=np.float32))
+
+
+def test_a_non_finite_kept_product_is_caught_at_its_op():
+    # Forward stays finite: (x @ W) is about 1e2, times 1e300. Backward: x's gradient
+    # g Wᵀ is about 1e293, but W's, xᵀ g, overflows: the op and the input are named.
+    x = Tensor(np.full((32, 128), 1e9))
+    W = leaf(np.full((128, 128), 1e-9))
+    out = ((x @ W) * 1e300).sum()
+    with detect_anomaly(), np.errstate(over="ignore"), \
+            pytest.raises(AnomalyError, match="backward of op .@. gave input 1 a non-finite"):
+        out.backward()
+    from autograd.tensor import _MOVED, _PENDING
+    assert W.grad is None and not _PENDING and not _MOVED
+
+
+def test_kept_products_are_dropped_when_a_pass_fails():
+    from autograd.graph import record
+    from autograd.tensor import _MOVED, _PENDING
+
+    from .test_graph import FAILS
+
+    W = leaf(np.eye(128))
+    x = leaf(np.ones((4, 3, 128)))
+    steps = stack([addmm(x[t], x[t], W) for t in range(4)])
+    bad = record(Tensor(steps.data), (steps,), FAILS)
+    bad.requires_grad = True
+    loss = (bad + steps).sum()
+    with pytest.raises(RuntimeError, match="this op's backward fails"):
+        loss.backward()
+    assert W.grad is None and x.grad is None and not _PENDING and not _MOVED
 
 
 def test_deep_chain_does_not_recurse():

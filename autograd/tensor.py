@@ -852,6 +852,25 @@ def _matmul_grad(which, g, a, b):
     return gb[..., 0] if b.ndim == 1 else gb
 
 
+def _addmm_grad(which, g, a, b):
+    """The gradient of ``c + a @ b`` for ``a`` (``which`` = 0) or ``b`` (1): that of ``a @ b``,
+    from ``g`` summed back to the product's shape where ``c`` broadcast the sum past it."""
+    if g.ndim != 2 or a.ndim != 2 or b.ndim != 2 or g.shape != (a.shape[0], b.shape[1]):
+        shape = _matmul_shape(a.shape, b.shape)
+        if g.shape != shape:
+            g = _unbroadcast(g, shape)
+    return _matmul_grad(which, g, a, b)
+
+
+def _matmul_shape(a: tuple, b: tuple) -> tuple:
+    """The shape of ``x @ y`` for ``x`` of shape ``a`` and ``y`` of shape ``b``."""
+    if len(a) == 1:
+        return () if len(b) == 1 else b[:-2] + b[-1:]
+    if len(b) == 1:
+        return a[:-1]
+    return np.broadcast_shapes(a[:-2], b[:-2]) + (a[-2], b[-1])
+
+
 def _addmm(c, a, b):
     """``c + a @ b`` with one new array: the product, and ``c`` added into it in place.
 
@@ -914,8 +933,8 @@ POW = Primitive(
 MATMUL = Primitive("@", np.matmul, lambda g, out, a, b: _matmul_grad(0, g, a, b),
                    lambda g, out, a, b: _matmul_grad(1, g, a, b))
 # c + a @ b as one node (torch.addmm): a layer's x W + b, an RNN step's xw_t + h W_hh.
-ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, lambda g, out, c, a, b: _matmul_grad(0, g, a, b),
-                  lambda g, out, c, a, b: _matmul_grad(1, g, a, b), aliases=(True, False, False))
+ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, lambda g, out, c, a, b: _addmm_grad(0, g, a, b),
+                  lambda g, out, c, a, b: _addmm_grad(1, g, a, b), aliases=(True, False, False))
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: g * out)
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)

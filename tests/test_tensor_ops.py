@@ -179,11 +179,14 @@ def test_addmm_against_einsum(name):
 
 
 @pytest.mark.parametrize("shapes", [((4, 6), (4, 5), (5, 6)), ((6,), (4, 5), (5, 6)), ((4, 1), (4, 5), (5, 6)),
-                                    ((2, 4, 6), (4, 5), (5, 6))], ids=str)
+                                    ((2, 4, 6), (4, 5), (5, 6)), ((4, 6), (1, 5), (5, 6)), ((4, 6), (4, 5), (5, 1)),
+                                    ((4, 2, 3), (2,), (2, 2, 3)), ((2, 3, 4), (3, 2), (2, 4))], ids=str)
 def test_addmm_is_c_plus_a_matmul_b(shapes):
     # The same numbers and gradients as the two ops it fuses, bit for bit, except where c
-    # broadcasts to more than the product's shape, (2, 4, 6): then a and b's gradients
-    # are summed over the batch in another order.
+    # broadcasts to more dimensions than the product has, (2, 4, 6): then a and b's
+    # gradients are summed over the batch in another order. Where c stretches the
+    # product's rows or columns, (4, 6) + (1, 5) @ (5, 6), the product's gradient is
+    # summed back to its shape first.
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(s) for s in shapes]
     fused, apart = [leaf(x) for x in arrays], [leaf(x) for x in arrays]

@@ -19,9 +19,12 @@ __all__ = [
 
 
 def _elementwise(name: str):
-    per_entry = np.frompyfunc(getattr(Value, name), 1, 1)
+    on_tensor, on_value = getattr(Tensor, name), getattr(Value, name)
+    per_entry = np.frompyfunc(on_value, 1, 1)
 
     def f(x):
+        if type(x) is Tensor:  # first, and without a lookup by name: an RNN step calls this
+            return on_tensor(x)
         if isinstance(x, (Tensor, Value)):
             return getattr(x, name)()
         if isinstance(x, np.ndarray) and x.dtype == object:

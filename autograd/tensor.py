@@ -134,9 +134,10 @@ class Tensor(Node):
         """Add the gradient ``g`` arriving from one use of this tensor into ``self.grad``.
 
         Broadcasting is undone here, once for every op: ``g`` is summed over the axes
-        numpy broadcast. An :class:`_AddInto` gradient (an index's, or a product in a
-        reused buffer) adds itself into place, except that whole rows ``x[i]`` are kept
-        as rows (:class:`_Rows`) until the gradient is read.
+        numpy broadcast. An :class:`_AddInto` gradient (an index's, or a weight's product
+        aᵀ g) adds itself into place, except that while only whole rows ``x[i]`` arrive
+        they are kept as rows (:class:`_Rows`), and while only products arrive they are
+        kept as their pairs (:class:`_Products`), until the gradient is read.
 
         ``aliased`` says ``g`` may be another node's gradient (or a view of it), as after
         ``+`` or ``reshape``; otherwise ``g`` is a new array that the edge owns. An interior

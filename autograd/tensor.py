@@ -753,8 +753,8 @@ def _stretch(run, i: int, k: int) -> np.ndarray:
 
 def _piece(x, starts: dict):
     """``(base, offset)``: the C-contiguous array of the same dtype that ``x`` is a
-    C-contiguous view of, and where (in bytes) ``x`` starts in it; or None.
-    ``starts`` caches each base's address."""
+    C-contiguous view of, and where (in bytes, a whole number of items) ``x`` starts in
+    it; or None. ``starts`` caches each base's address."""
     base = x.base
     if type(base) is not np.ndarray or base.dtype != x.dtype or not x.flags.c_contiguous:
         return None
@@ -762,7 +762,9 @@ def _piece(x, starts: dict):
     if start is None:
         start = starts[id(base)] = _address(base)
     x_start = _address(x)
-    return None if start is None or x_start is None else (base, x_start - start)
+    if start is None or x_start is None or (x_start - start) % x.itemsize:
+        return None
+    return base, x_start - start
 
 
 def _address(x: np.ndarray):

@@ -758,6 +758,7 @@ def test_runs_join_consecutive_pieces_and_nothing_else():
         "read-only": ([(A[i], frozen[i]) for i in range(6)], 6),
         "not contiguous": ([(A[i][:, :2], G[i]) for i in range(6)], 6),
         "not views": ([(A[i].copy(), G[i].copy()) for i in range(6)], 6),
+        "not whole items": ([(A[i], np.ndarray((3, 5), buffer=G, offset=8 * 15 * i + 3)) for i in range(5)], 5),
         "one pair": ([(A[2], G[2])], 1),
     }
     for name, (pairs, count) in cases.items():

@@ -243,6 +243,17 @@ def test_gradient_is_linear_in_the_seed(graph, power, negative):
 
 # --- pipelines of array ops: matmul, reductions, shape ops, indexing, joining ----------------
 
+def recurrence(E, x, W, b, p):
+    """x's rows as the steps of a sequence, h_k = tanh(x_k + h_{k-1} W), the states stacked."""
+    n = x.shape[0]
+    steps = E.call(x, "reshape", n, 1, n)
+    h, states = steps[p % n] * 0.5, []
+    for k in range(n):
+        h = E.call(steps[k] + h @ W, "tanh")
+        states.append(h)
+    return E.view(E.call(E.stack(states, axis=0), "reshape", n, n))
+
+
 # Each step maps an (n, n) node to an (n, n) node, using the leaf weights W (n, n) and b (n,).
 PIPELINE = {
     "matmul": lambda E, x, W, b, p: x @ W,
@@ -261,6 +272,7 @@ PIPELINE = {
     # every row read once by an integer index, in a rotated order, and one again from the end
     "rows": lambda E, x, W, b, p: E.stack([x[(p + k) % len(x)] * float(k + 1) for k in range(len(x))], axis=0)
     + x[-1 - p % 2] * 0.5,
+    "recurrence": recurrence,
     "stack": lambda E, x, W, b, p: E.stack([x, x * W, b * x], axis=p % 3).sum(axis=p % 3) * 0.5,
     "concat": lambda E, x, W, b, p: E.concat([x * 0.5, x * W], axis=-1)[:, p % 2::2] + E.concat([x, W], axis=-2)[1::2],
 }
@@ -290,6 +302,23 @@ def test_tensor_matches_values_on_array_pipelines(op, data):
     arrays, steps = data.draw(pipelines(op))
     t_leaves, _ = compare_engines(lambda E, *xs: run_pipeline(E, steps, *xs), arrays)
     gradcheck(lambda *xs: run_pipeline(TensorEngine, steps, *xs)[0], t_leaves, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["matmul", "recurrence"])
+@given(data=st.data())
+def test_kept_weight_products_match_values_on_array_pipelines(op, data):
+    # Every weight gradient of a 2-D product kept as its pairs (autograd.tensor._Products),
+    # whatever its size: mixed with the other kinds of gradient W receives, and, in a
+    # recurrence, multiplied out as one product over the stacked states.
+    import autograd.tensor as tensor_module
+
+    arrays, steps = data.draw(pipelines(op))
+    keep = tensor_module._KEEP_BYTES
+    tensor_module._KEEP_BYTES = 0
+    try:
+        compare_engines(lambda E, *xs: run_pipeline(E, steps, *xs), arrays)
+    finally:
+        tensor_module._KEEP_BYTES = keep
 
 
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 4)), elements=st.floats(-50, 50)),

@@ -657,8 +657,8 @@ class _Products:
     consecutive pieces of one array (the stacked states, which the states share: see
     :func:`_share_storage`) and so are the gᵢ (the rows of the input projections' gradient,
     once stacked: see :data:`_MOVED`), so the whole sum is one product of the two arrays,
-    Aᵀ G, with no copy (:func:`_runs`). On a T=100, 128-unit RNN that made forward +
-    backward 4 to 10% faster. Small weights (under ``_KEEP_BYTES``) are not kept: finding
+    Aᵀ G, with no copy (:func:`_runs`). On a T=100, 128-unit RNN, this and the shared
+    storage made forward + backward 4 to 10% faster. Small weights (under ``_KEEP_BYTES``) are not kept: finding
     the runs costs more than it saves there. Settled like :class:`_Rows`; the sum is the
     same up to rounding.
     """

@@ -658,9 +658,9 @@ class _Products:
     :func:`_share_storage`) and so are the gᵢ (the rows of the input projections' gradient,
     once stacked: see :data:`_MOVED`), so the whole sum is one product of the two arrays,
     Aᵀ G, with no copy (:func:`_runs`). On a T=100, 128-unit RNN, this and the shared
-    storage made forward + backward 4 to 10% faster. Small weights (under ``_KEEP_BYTES``) are not kept: finding
-    the runs costs more than it saves there. Settled like :class:`_Rows`; the sum is the
-    same up to rounding.
+    storage made forward + backward 4 to 10% faster. Small weights (under ``_KEEP_BYTES``)
+    are not kept: finding the runs costs more than it saves there. Settled like
+    :class:`_Rows`; the sum is the same up to rounding.
     """
 
     __slots__ = ("pairs", "sum")
@@ -834,7 +834,7 @@ def _keep(g, axis, keepdims):
 
 def _matmul_grad(which, g, a, b):
     """The gradient of ``a @ b`` for ``a`` (``which`` = 0) or ``b`` (1), given ``g``."""
-    if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x, xᵀ g for W (often large, one per use)
+    if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x; xᵀ g for W, kept as the pair if large
         if which == 0:
             return g @ b.T
         if g.ndim == 2 and a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
@@ -1026,9 +1026,8 @@ def concat(tensors, axis: int = 0) -> Tensor:
     tensors = _sequence(tensors, "concat")
     ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
     out = _apply(CONCAT, *tensors, axis=_axes(axis, ndim, "concat")[0])
-    if out._params["axis"] == 0:
-        ends = np.cumsum([np.shape(t)[0] for t in tensors]).tolist()
-        _share_storage(out, tensors, [out.data[end - np.shape(t)[0]:end] for t, end in zip(tensors, ends)])
+    if out._params["axis"] == 0:  # np.split gives the pieces as views
+        _share_storage(out, tensors, np.split(out.data, np.cumsum([np.shape(t)[0] for t in tensors[:-1]])))
     return out
 
 

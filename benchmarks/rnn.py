@@ -17,9 +17,12 @@ backward, float64. Three implementations, measured side by side in one process:
 
 Each implementation is timed in fresh processes of its own (rounds interleaved): PyTorch's
 worker threads keep spinning after it returns, and in a shared process they slow whatever
-runs next. Goals at T=100, batch 32, 16 inputs, 128 hidden, 10 classes: at most 0.75x
-PyTorch's time, within 1.25x of the fast numpy, and time growing linearly in T (the scale
-table).
+runs next. unrollgrad and numpy run as pairs of adjacent processes, several per round:
+processes differ more than runs do, so more processes make the ratio more precise, and
+they are cheap to start.
+
+Goals at T=100, batch 32, 16 inputs, 128 hidden, 10 classes: at most 0.75x PyTorch's
+time, within 1.25x of the fast numpy, and time growing linearly in T (the scale table).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import nn
 from ._common import environment_line, fmt_times, format_table, median, progress, reply, run_worker, tanh_rnn_states
 
 GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
+PAIRS = 3  # unrollgrad + numpy process pairs per round at the headline size (see measure)
 
 
 def problem(T, m, n_in, n_h, n_out, seed=0):
@@ -169,21 +173,42 @@ def worker(name: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: int
           threads=torch.get_num_threads() if name.startswith("pytorch") else None)
 
 
-def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENTATIONS):
+def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENTATIONS, pairs=1):
     """Median seconds per forward+backward of each implementation, each measured in fresh
     processes (so that no implementation's threads or garbage affect another's), the
-    rounds interleaved; and the largest difference of each from numpy's loss and gradients."""
+    rounds interleaved; the largest difference of each from numpy's loss and gradients;
+    and the ratio unrollgrad / numpy of each pair of adjacent processes.
+
+    Each round runs every implementation, in an order that rotates from round to round,
+    with unrollgrad and numpy as ``pairs`` back-to-back pairs (their order alternating)
+    in unrollgrad's place. NOTE: a process's runs agree with each other to a few percent,
+    but the medians of processes a second apart differ by up to 1.4x on this machine, so
+    the precision of a ratio comes from the number of processes. Those two start in a
+    third of a second, against two for PyTorch, so they get ``pairs`` processes per round.
+    """
     results = {name: [] for name in names}
-    replies = {}
+    replies, paired = {}, []
+
+    def run(name):
+        got = run_worker("benchmarks.rnn", name, T, m, n_in, n_h, n_out, runs_per_process)
+        replies[name] = got
+        if not got.get("missing"):
+            results[name].extend(got["times"])
+        return got
+
+    others = [name for name in names if name != "numpy"]
     for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        k = r % len(others)
+        for name in others[k:] + others[:k]:
             if replies.get(name, {}).get("missing"):
                 continue
-            got = run_worker("benchmarks.rnn", name, T, m, n_in, n_h, n_out, runs_per_process)
-            replies[name] = got
-            if not got.get("missing"):
-                results[name].extend(got["times"])
+            if name != "unrollgrad" or "numpy" not in names:
+                run(name)
+                continue
+            for i in range(pairs):
+                order = ("unrollgrad", "numpy") if (r + i) % 2 == 0 else ("numpy", "unrollgrad")
+                got = {each: median(run(each)["times"]) for each in order}
+                paired.append(got["unrollgrad"] / got["numpy"])
     ref = replies["numpy"]
     agreement = {}
     for name, got in replies.items():
@@ -192,12 +217,14 @@ def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENT
         err = max(float(np.max(np.abs(np.array(got["grads"][k]) - np.array(ref["grads"][k])))) for k in ref["grads"])
         agreement[name] = max(err, abs(got["loss"] - ref["loss"]))
     times = {name: median(ts) for name, ts in results.items() if ts}
-    return times, agreement, replies.get("pytorch", {}).get("threads")
+    return times, agreement, replies.get("pytorch", {}).get("threads"), paired
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7, help="fresh processes per implementation (5 runs each)")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help=f"rounds: one fresh process per PyTorch implementation, {PAIRS} each for unrollgrad "
+                             "and numpy (5 runs per process)")
     parser.add_argument("--quick", action="store_true", help="few repeats and a small scale table")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale table")
     parser.add_argument("--markdown", action="store_true")
@@ -212,7 +239,7 @@ def main(argv=None) -> None:
     print()
 
     progress("headline size")
-    t, agree, threads = measure(100, 32, 16, 128, 10, repeats)
+    t, agree, threads, paired = measure(100, 32, 16, 128, 10, repeats, pairs=PAIRS)
     rows = []
     for name, label in [
         ("unrollgrad", "unrollgrad (nn.RNNModel, loss.backward())"),
@@ -237,6 +264,9 @@ def main(argv=None) -> None:
     print()
     r_np = t["unrollgrad"] / t["numpy"]
     print(f"goal: within {GOAL_NUMPY}x of the fast numpy -> {r_np:.2f}x {'PASS' if r_np <= GOAL_NUMPY else 'MISS'}")
+    q = np.percentile(paired, [0, 25, 50, 75, 100])
+    print(f"  unrollgrad / numpy in each of the {len(paired)} pairs of adjacent processes: median {q[2]:.2f}x, "
+          f"middle half {q[1]:.2f}x to {q[3]:.2f}x, all {q[0]:.2f}x to {q[4]:.2f}x")
     if "pytorch" in t:
         r_pt = t["unrollgrad"] / t["pytorch"]
         print(f"goal: at most {GOAL_TORCH}x PyTorch's time -> {r_pt:.2f}x {'PASS' if r_pt <= GOAL_TORCH else 'MISS'}")
@@ -252,7 +282,7 @@ def main(argv=None) -> None:
     for H in Hs:
         for T in Ts:
             progress(f"scale T={T} hidden={H}")
-            ts, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5,
+            ts, _, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5,
                                names=("unrollgrad", "pytorch", "numpy"))
             row = [str(T), str(H), f"{ts['unrollgrad'] * 1e3:.1f} ms", f"{ts['unrollgrad'] / T * 1e6:.0f} us"]
             for other in ("pytorch", "numpy"):

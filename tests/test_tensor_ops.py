@@ -610,6 +610,51 @@ def test_softmax_is_shift_invariant():
     np.testing.assert_allclose(Tensor(z - 1000.0).log_softmax().data, Tensor(z).log_softmax().data, rtol=1e-13)
 
 
+
+@pytest.mark.parametrize("n", [1, 2, 10, 32, 33, 100])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_reductions_along_a_short_last_axis_match_numpy(n, dtype):
+    """softmax's max and sum go another way along a last axis of at most 32 entries (a
+    product with ones, a transposed copy); same maxima, sums to the last bits."""
+    from autograd.tensor import _SHORT, _reduce
+
+    assert _SHORT == 32  # n = 33 and 100 take numpy's own reductions
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((50, 3, n)).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    for a, axis in [(x, -1), (x, 2), (x[:, :, ::2], -1), (x[0], -1), (x[:0], -1)]:
+        got_max, got_sum = _reduce(np.maximum, a, axis), _reduce(np.add, a, axis)
+        assert got_max.dtype == got_sum.dtype == dtype
+        np.testing.assert_array_equal(got_max, a.max(axis=axis, keepdims=True))
+        np.testing.assert_allclose(got_sum, a.sum(axis=axis, keepdims=True), rtol=tol, atol=tol * n)
+    y = x[0].astype(float)
+    y[0, 0], y[1, -1], y[2, 0] = np.nan, np.inf, -np.inf
+    got_max, got_sum = _reduce(np.maximum, y, -1), _reduce(np.add, y, -1)
+    np.testing.assert_array_equal(got_max, y.max(axis=-1, keepdims=True))  # nan and inf as numpy gives them
+    np.testing.assert_array_equal(got_sum[:, 0] == got_sum[:, 0], [False, True, True])
+    np.testing.assert_array_equal(np.isinf(got_sum[1:, 0]), [True, True])
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("classes", [10, 40])  # along a short last axis, and a long one
+def test_softmax_of_a_batch_of_sequences(op, classes):
+    rng = np.random.default_rng(classes)
+    z_np = rng.standard_normal((3, 4, classes)) * 5.0
+    z = leaf(z_np)
+    out = getattr(z, op)()
+    seed = rng.standard_normal(z_np.shape)
+    out.backward(seed)
+    for i in np.ndindex(3, 4):
+        p = np.array(softmax_reference(list(z_np[i])))
+        g = seed[i]
+        if op == "softmax":
+            np.testing.assert_allclose(out.data[i], p, rtol=1e-14)
+            np.testing.assert_allclose(z.grad[i], p * (g - g @ p), rtol=1e-12, atol=1e-15)
+        else:
+            np.testing.assert_allclose(out.data[i], np.log(p), rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(z.grad[i], g - p * g.sum(), rtol=1e-12, atol=1e-15)
+    gradcheck(lambda z: getattr(z, op)(axis=2), [leaf(z_np[:2, :2])])
+
 # --- elementwise functions --------------------------------------------------------------------
 
 UNARY = {

@@ -226,8 +226,8 @@ def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENT
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9,
-                        help="rounds, each a fresh process per PyTorch implementation (5 runs) and one for "
-                             "unrollgrad and numpy (10 runs of each, taking turns)")
+                        help="rounds, each a fresh process per PyTorch implementation and one for unrollgrad "
+                             "and numpy (taking turns), 10 timed runs of each")
     parser.add_argument("--quick", action="store_true", help="few repeats and a small scale table")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale table")
     parser.add_argument("--markdown", action="store_true")
@@ -242,7 +242,7 @@ def main(argv=None) -> None:
     print()
 
     progress("headline size")
-    t, agree, threads, paired = measure(100, 32, 16, 128, 10, repeats)
+    t, agree, threads, paired = measure(100, 32, 16, 128, 10, repeats, runs_per_process=10)
     rows = []
     for name, label in [
         ("unrollgrad", "unrollgrad (nn.RNNModel, loss.backward())"),

@@ -4,7 +4,7 @@
 
 The model: H_t = tanh(X_t W_xh + H_{t-1} W_hh + b_h), logits_t = H_t W_hy + b_y,
 L = Σ_t mean over the batch of cross-entropy(logits_t, class_t); one forward and one
-backward, float64. Three implementations, measured side by side in one process:
+backward, float64. Three implementations, measured side by side in one run:
 
 * unrollgrad: ``nn.RNNModel(mode="many_to_many")`` and ``nn.sequence_loss(nn.cross_entropy)``,
   then ``loss.backward()``; every gradient comes from the engine;

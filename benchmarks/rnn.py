@@ -54,7 +54,9 @@ def run_unrollgrad(model, X, target):
     y, _ = model(X)
     loss, _ = nn.sequence_loss(nn.cross_entropy, y, target)
     loss.backward()
-    return loss.item(), model.grad_dict()
+    # The gradients themselves, as PyTorch's run hands back its .grad arrays: grad_dict()
+    # would copy them, work that no other implementation here does.
+    return loss.item(), {name: p.grad for name, p in model.named_parameters()}
 
 
 # --- numpy, hand-derived BPTT --------------------------------------------------------------

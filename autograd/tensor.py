@@ -920,8 +920,8 @@ def _reduce(ufunc, x, axis):
     transposed copy, whole rows at a time (38 µs). The max is the same number; the sum
     may differ in the last bit, as numpy's own sums do between layouts.
     """
-    n = x.shape[axis] if x.ndim >= 2 else 0
-    if 0 < n <= _SHORT and axis in (-1, x.ndim - 1) and x.dtype.kind == "f":
+    n = x.shape[-1] if x.ndim >= 2 and type(axis) is int and axis in (-1, x.ndim - 1) else 0
+    if 0 < n <= _SHORT and x.dtype.kind == "f":
         rows = x.reshape(-1, n)
         if ufunc is np.add:
             out = rows @ np.ones(n, x.dtype)

@@ -655,6 +655,22 @@ def test_softmax_of_a_batch_of_sequences(op, classes):
             np.testing.assert_allclose(z.grad[i], g - p * g.sum(), rtol=1e-12, atol=1e-15)
     gradcheck(lambda z: getattr(z, op)(axis=2), [leaf(z_np[:2, :2])])
 
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("axis", [None, (1, 2), (0, 2)])
+def test_softmax_over_several_axes(op, axis):
+    """An axis tuple (or None, every axis) normalises over all the entries it names."""
+    rng = np.random.default_rng(7)
+    z_np = rng.standard_normal((2, 3, 4))
+    out = getattr(Tensor(z_np), op)(axis=axis).data
+    moved = z_np if axis is None else np.moveaxis(z_np, [a for a in range(3) if a not in axis], range(3 - len(axis)))
+    groups = moved.reshape(-1, moved.size if axis is None else int(np.prod([z_np.shape[a] for a in axis])))
+    expected = np.array([softmax_reference(list(row)) for row in groups]).reshape(moved.shape)
+    if axis is not None:
+        expected = np.moveaxis(expected, range(3 - len(axis)), [a for a in range(3) if a not in axis])
+    np.testing.assert_allclose(out, expected if op == "softmax" else np.log(expected), rtol=1e-14, atol=1e-15)
+    gradcheck(lambda z: getattr(z, op)(axis=axis), [leaf(z_np)])
+
 # --- elementwise functions --------------------------------------------------------------------
 
 UNARY = {

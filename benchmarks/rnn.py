@@ -189,14 +189,15 @@ def measure(T, m, n_in, n_h, n_out, repeats, runs_per_process=5, names=IMPLEMENT
     of their runs.
 
     Every implementation runs in fresh processes, one per round, the rounds interleaved and
-    their order rotating. PyTorch's get a process each (``runs_per_process`` runs): its
-    worker threads keep spinning after it returns, and in a shared process they would slow
-    whatever ran next. unrollgrad and numpy share one (``shared_runs`` runs of each, taking
-    turns). NOTE: on this machine a process's runs agree with each other to a few percent,
-    but the medians of two processes a second apart differ by up to 1.4x; two
-    implementations in separate processes compare the processes' luck as much as the code,
-    and seven rounds gave the unrollgrad / numpy ratio anywhere from 1.10x to 1.47x for the
-    same code. Runs that take turns in one process share its luck.
+    their order rotating. Each PyTorch implementation gets a process of its own
+    (``runs_per_process`` runs): PyTorch's worker threads keep spinning after it returns,
+    and in a shared process they would slow whatever ran next. unrollgrad and numpy share
+    one (``shared_runs`` runs of each, taking turns). NOTE: on this machine a process's runs
+    agree with each other to a few percent, but the medians of two processes a second apart
+    differ by up to 1.4x; two implementations in separate processes compare the processes'
+    luck as much as the code, and seven rounds gave the unrollgrad / numpy ratio anywhere
+    from 1.10x to 1.47x for the same code. Runs that take turns in one process share its
+    luck.
     """
     groups = ["+".join(n for n in SHARED if n in names)] + [n for n in names if n not in SHARED]
     results = {name: [] for name in names}

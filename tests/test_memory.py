@@ -5,20 +5,25 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
 GLIBC = platform.libc_ver()[0] == "glibc"
 
-# Two warm-up steps, then the minor page faults of three more forward + backward passes.
+# Two warm-up steps of a T=100 tanh RNN with H hidden units, then the minor page faults of
+# three more forward + backward passes. SETTINGS runs first.
 STEPS = """
 import resource, numpy as np
 import autograd
 from autograd import Tensor
+{settings}
+H = {hidden}
 rng = np.random.default_rng(0)
 X = rng.standard_normal((100, 32, 16))
-W_xh, W_hh = rng.standard_normal((16, 128)) * 0.1, rng.standard_normal((128, 128)) * 0.05
+W_xh, W_hh = rng.standard_normal((16, H)) * 0.1, rng.standard_normal((H, H)) * 0.05
 def step():
     wx, wh = Tensor(W_xh, requires_grad=True), Tensor(W_hh, requires_grad=True)
-    xw = (Tensor(X.reshape(-1, 16)) @ wx).reshape(100, 32, 128)
-    h = Tensor(np.zeros((32, 128)))
+    xw = (Tensor(X.reshape(-1, 16)) @ wx).reshape(100, 32, H)
+    h = Tensor(np.zeros((32, H)))
     for t in range(100):
         h = (xw[t] + h @ wh).tanh()
     h.sum().backward()
@@ -29,9 +34,10 @@ print(autograd.memory.KEEPING_FREED_MEMORY, (resource.getrusage(resource.RUSAGE_
 """
 
 
-def run(keep: str):
+def run(keep: str, settings: str = "", hidden: int = 128):
     env = dict(os.environ, UNROLLGRAD_KEEP_FREED_MEMORY=keep)
-    out = subprocess.run([sys.executable, "-c", STEPS], env=env, capture_output=True, text=True, check=True)
+    script = STEPS.format(settings=settings, hidden=hidden)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     flag, faults = out.stdout.split()
     return flag == "True", float(faults)
 
@@ -49,3 +55,15 @@ def test_freed_memory_is_reused_by_the_next_step_on_glibc_and_left_alone_elsewhe
 def test_the_setting_can_be_turned_off():
     keeping, _ = run("0")
     assert keeping is False
+
+
+@pytest.mark.skipif(not GLIBC, reason="the setting exists only in glibc's malloc")
+def test_a_graph_freeing_more_than_the_trim_threshold_keeps_the_top_pad():
+    # About 40 MB of graph per step (256 hidden units) against a trim threshold of 8 MB, the
+    # situation of a 1 GB graph against the default 256 MB: without a top pad each step
+    # hands its memory back and faults it all in again; with one, what fits stays.
+    settings = "autograd.memory.keep_freed_memory(trim_threshold=8 << 20, top_pad={})"
+    _, without_pad = run("1", settings.format(0), hidden=256)
+    _, with_pad = run("1", settings.format(128 << 20), hidden=256)
+    assert without_pad > 5000
+    assert with_pad < 300

@@ -328,10 +328,10 @@ def linearity(per_step: dict, short: int, long: int) -> str:
 
     NOTE: the hand-derived numpy BPTT does the same work at every step, so its time is linear
     in T by construction; where its time per step grows too, the machine grows it (at 512
-    hidden units and T = 1000 each run writes hundreds of megabytes of fresh memory, and the
-    page faults vary with the machine's state). So the goal compares the two growths: it holds if, at
-    every hidden size, unrollgrad's time per step grows at most GOAL_LINEAR times as much
-    as numpy's does, measured in the same processes."""
+    hidden units and T = 1000 each run writes hundreds of megabytes of fresh memory, and what
+    that costs varies with the machine's state). So the goal compares the two growths: it
+    holds if, at every hidden size, unrollgrad's time per step grows at most GOAL_LINEAR
+    times as much as numpy's does, measured in the same processes."""
     parts, ok = [], True
     for H in sorted({h for h, _ in per_step}):
         (u0, n0), (u1, n1) = per_step[H, short], per_step[H, long]
@@ -341,6 +341,7 @@ def linearity(per_step: dict, short: int, long: int) -> str:
                      f"(ratio of the growths {relative:.2f})")
     return (f"goal: time linear in T, per step from T={short} to T={long}: " + "; ".join(parts)
             + f" -> {'PASS' if ok else 'MISS'} (at most {GOAL_LINEAR}x numpy's growth, whose work per step is fixed)")
+
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import pytest
 GLIBC = platform.libc_ver()[0] == "glibc"
 
 # Two warm-up steps of a T=100 tanh RNN with H hidden units, then the minor page faults of
-# three more forward + backward passes. SETTINGS runs first.
+# three more forward + backward passes; ``settings`` runs after the imports.
 STEPS = """
 import resource, numpy as np
 import autograd

@@ -43,7 +43,7 @@ GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
 GOAL_LINEAR = 1.15  # unrollgrad's growth of time per step in T over numpy's (see linearity)
 # Untimed runs per process before the scale table's timed ones. NOTE: at 512 hidden units and
 # T=1000 the first two runs of a process are the allocator's warm-up: the first faults in
-# about 160,000 pages, and the second, with a few thousand faults, still took 1.4 to 1.8x the
+# about 160,000 pages, and the second, with a few thousand faults, still took 1.2 to 1.7x the
 # time of the runs after it, which agreed with T=100's time per step to a few percent. A
 # training loop runs in that steady state after its first two steps.
 SCALE_WARMUPS = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .graph import Node, enable_grad, no_grad
+from .graph import Node, enable_grad, no_grad, topological_order
 
 if TYPE_CHECKING:  # numpy is imported when gradcheck runs, not with autograd
     import numpy as np
@@ -99,7 +99,8 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     entry of the output is checked at once. The analytic side is one ``backward`` (seeded
     with ``v``). An entry passes when ``|analytic - numeric| <= atol + rtol |numeric|``.
 
-    Gradients already on the inputs are left as they were. On a mismatch it raises
+    Gradients already on the inputs, and on every other node of ``f``'s graph (parameters
+    it closes over), are left as they were. On a mismatch it raises
     :class:`GradcheckError`, whose message is the report table, unless
     ``raise_on_failure=False``, in which case it returns the report with ``ok == False``.
     Finite differences need float64: check float32 graphs in float64.
@@ -131,16 +132,19 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
             y = f(*inputs).data
         return float(np.vdot(y, direction)) if direction is not None else float(np.asarray(y).reshape(()))
 
-    saved = [x.grad for x in inputs]
+    # Every node backward reaches keeps its gradient: the inputs, and also leaves that f
+    # closes over (a model's parameters), which the pass would otherwise add to.
+    nodes = list(dict.fromkeys([*inputs, *topological_order(out)]))
+    saved = [(node, node.grad) for node in nodes]
     try:
-        for x in inputs:
-            x.grad = x._EMPTY_GRAD
+        for node in nodes:
+            node.grad = node._EMPTY_GRAD
         out.backward(direction)  # None: the implicit seed of a scalar output
         analytic = [np.zeros(np.shape(x.data)) if x.grad is None else np.array(x.grad, dtype=float)
                     for x in inputs]
     finally:
-        for x, g in zip(inputs, saved):
-            x.grad = g
+        for node, g in saved:
+            node.grad = g
 
     report = GradcheckReport(eps=eps, atol=atol, rtol=rtol)
     for i, x in enumerate(inputs):

@@ -63,23 +63,58 @@ class Op(str):
                                            **constants})
         return super().__new__(kind, name)
 
+    _key = None
+
+    def register(self, key: str) -> Op:
+        """Let copies and pickles of this op be this very op, found again by ``key`` (unique,
+        e.g. ``"autograd.tensor.ADD"``): for ops tested by identity, and ops whose backward
+        is a closure, which pickle cannot store."""
+        type(self)._key = key
+        _REGISTERED[key] = self
+        return self
+
     def __reduce__(self):
+        key = type(self)._key
+        if key is not None:
+            return (_registered_op, (key,))
         return (_rebuild_op, (str(self), type(self).backward, self.constants))
 
     def __repr__(self) -> str:
         return f"Op({str.__repr__(self)})"
 
 
+_REGISTERED: dict[str, Op] = {}
+
+
+def _registered_op(key: str) -> Op:
+    return _REGISTERED[key]
+
+
 def _rebuild_op(name, backward, constants):
     return Op(name, backward, **constants)
 
 
+class _Marker:
+    """A unique marker object that copies and pickles as itself (backward tests it by identity)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __reduce__(self) -> str:
+        return self.name  # the module-level name: pickle and copy give back this very object
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 # In a node's ``_p1``: its parents, more than two of them, are the tuple in ``_p0``.
-MANY = object()
+MANY = _Marker("MANY")
 
 # The op of a result computed while recording was off: it has no parents, and backward
 # from it is refused. Its name is empty, so it reads as "no op", as a leaf's does.
-NOT_RECORDED = Op("")
+NOT_RECORDED = Op("").register("autograd.graph.NOT_RECORDED")
 
 
 class _State:
@@ -167,18 +202,18 @@ def scope(name: str):
 
 class _Scope:
     # NOTE: a class, not a @contextmanager generator: an RNN enters one per time step, and
-    # the generator's machinery cost as much as a step's own ops.
-    __slots__ = ("name", "old")
+    # the generator's machinery cost as much as a step's own ops. Leaving drops the last tag
+    # (``with`` blocks nest), so one scope object may be entered again inside itself.
+    __slots__ = ("name",)
 
     def __init__(self, name: str):
         self.name = name
 
     def __enter__(self) -> None:
-        self.old = STATE.scope
-        STATE.scope = self.old + (self.name,)
+        STATE.scope += (self.name,)
 
     def __exit__(self, *exc) -> None:
-        STATE.scope = self.old
+        STATE.scope = STATE.scope[:-1]
 
 
 def current_scope() -> tuple[str, ...]:
@@ -285,7 +320,10 @@ class Node:
         # of its own, made now. Its parents' copies were finished before it (they are part
         # of its state), so creation order stays a topological order, and a graph that mixes
         # copies with the originals, or with nodes of another process, still runs right.
-        for name, value in state[1].items():
+        attributes, slots = state if isinstance(state, tuple) else (state, None)
+        if attributes:  # a subclass with a __dict__
+            self.__dict__.update(attributes)
+        for name, value in (slots or {}).items():
             setattr(self, name, value)
         self._id = next(_ids)
 
@@ -382,10 +420,10 @@ def backward(root: Node, grad=None) -> None:
     run = _Pass(root)
     try:
         run.propagate(seed, STATE.anomaly)
+        run.finish(STATE.anomaly)
     except BaseException:
         run.undo()
         raise
-    run.finish()
 
 
 class _Pass:
@@ -410,7 +448,8 @@ class _Pass:
     # How far past the end of the queue a newly found node may be for the queue to grow to it.
     REACH = 1 << 16
 
-    __slots__ = ("root", "empty", "held", "leaves", "later", "queues", "top", "queue", "limit")
+    __slots__ = ("root", "empty", "held", "leaves", "later", "queues", "top", "queue", "limit",
+                 "filled", "counted_at", "requests")
 
     def __init__(self, root: Node):
         self.root = root
@@ -452,12 +491,27 @@ class _Pass:
         if k >= len(queue):
             size = max(k + 1, 2 * len(queue))
             if (k >= self.limit or k >= len(queue) + self.REACH
-                    or (size > self.REACH and 4 * (len(queue) - queue.count(None)) < size)):
+                    or (size > self.REACH and 4 * self.count_filled() < size)):
                 self.later[node] = None
                 self.limit = min(self.limit, k)
                 return
             queue.extend([None] * (min(size, self.limit) - len(queue)))
         queue[k] = node
+
+    def count_filled(self) -> int:
+        """How many places of the queue hold a node. NOTE: counting is linear in the queue's
+        length, so it is done again only once the queue has grown or after a number of
+        requests an eighth of its length: a graph that keeps asking for nodes far behind the
+        queue, one at a time, would otherwise take quadratic time. Between counts the sweep
+        may have filled more places; a node refused for a low count waits for the next
+        stretch, which is only slower, never wrong."""
+        n = len(self.queue)
+        if n != self.counted_at or self.requests >= n >> 3:
+            self.filled = n - self.queue.count(None)
+            self.counted_at, self.requests = n, 0
+        else:
+            self.requests += 1
+        return self.filled
 
     def stretch(self, waiting: list) -> None:
         """Start a new queue from the newest of the nodes ``waiting``; those too far
@@ -468,6 +522,7 @@ class _Pass:
         self.queues.append(self.queue)
         self.later = {}
         self.limit = 1 << 62  # no node at or past this index joins this queue
+        self.counted_at = -1
         for node in waiting[1:]:
             self.place(node, self.top - node._id)
 
@@ -562,12 +617,35 @@ class _Pass:
         for node, old in self.held:
             node.grad = old
 
-    def finish(self) -> None:
-        """Add the gradients held aside back onto this pass's."""
+    def finish(self, checked: bool = False) -> None:
+        """Add the gradients held aside back onto this pass's; ``checked``: the sums must be
+        finite (:func:`detect_anomaly`). If one cannot be formed (a gradient the user set to
+        something of the wrong type or shape), a clear error names the node; the caller
+        then undoes the pass."""
         self.root._settle_grads()
         empty = self.empty
+        sums = []
         for node, old in self.held:
-            node.grad = old if node.grad is empty else node._add_grads(old, node.grad)
+            new = node.grad
+            if new is empty:
+                sums.append(old)
+                continue
+            try:
+                total = node._add_grads(old, new)
+            except (TypeError, ValueError) as e:
+                raise type(e)(
+                    f"backward(): cannot add this pass's gradient of {node._describe()} to the one "
+                    f"it already had ({e}). Reset gradients with zero_grad(), or set node.grad = 0.0 "
+                    "(None for a Tensor)"
+                ) from None
+            if checked and not node._is_finite(total):
+                raise AnomalyError(
+                    f"adding this pass's gradient of {node._describe()} to the one it already had "
+                    f"gives a non-finite gradient {total!r}\n  scope: {format_scope(node._scope)}"
+                )
+            sums.append(total)
+        for (node, _), total in zip(self.held, sums):  # nothing is written until every sum is made
+            node.grad = total
 
 
 def _check_backward(node) -> None:

@@ -37,12 +37,17 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
     if isinstance(data, np.ndarray):
         arr = data
     else:
+        _CONVERTING[0] = True  # a Tensor inside a list refuses to become plain numbers here
         try:
             arr = np.asarray(data)
+        except _NestedTensor as e:
+            raise TypeError(f"{what}: {e}") from None
         except (ValueError, TypeError) as e:  # ragged lists, unconvertible objects
             raise TypeError(
                 f"{what} expects a number, nested list or numpy array, got {data!r}: {e}"
             ) from None
+        finally:
+            _CONVERTING[0] = False
     kind = arr.dtype.kind
     if kind == "f":
         return arr
@@ -53,6 +58,13 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
         f"(from {type(data).__name__}). Integer and boolean data is cast to float64; "
         "complex, object and string data is not supported"
     )
+
+
+_CONVERTING = [False]  # set while _as_array converts a list: see Tensor.__array__
+
+
+class _NestedTensor(TypeError):
+    """A Tensor met inside a list that is becoming the data of a new Tensor or operand."""
 
 
 class Tensor(Node):
@@ -120,6 +132,8 @@ class Tensor(Node):
 
     @staticmethod
     def _add_grads(a, b):
+        if type(a) is not np.ndarray or a.shape != b.shape:  # a gradient set by hand
+            raise ValueError(f"expected an array of shape {b.shape}, got {type(a).__name__} of shape {np.shape(a)}")
         return np.add(a, b, out=np.empty_like(a))
 
     def _summary(self) -> str:
@@ -220,13 +234,28 @@ class Tensor(Node):
             yield self[i]
 
     def __array__(self, dtype=None, copy=None):
-        """The numbers, for numpy and plotting (``np.asarray(t)``); no graph comes along."""
-        return self.data if dtype is None else self.data.astype(dtype)
+        """The numbers, for numpy and plotting; no graph comes along. ``np.asarray(t)``
+        shares them, ``np.array(t)`` copies them (numpy's ``copy`` rule)."""
+        if _CONVERTING[0]:
+            raise _NestedTensor(
+                "got a list holding Tensors; its numbers alone would lose the graph and the "
+                "gradients. Use autograd.stack / autograd.concat to join Tensors, or t.data "
+                "for plain numbers"
+            )
+        data = np.asarray(self.data)  # a 0-d result may hold a numpy scalar
+        if dtype is not None and data.dtype != np.dtype(dtype):
+            if copy is False:
+                raise ValueError(f"Tensor of dtype {data.dtype} as {np.dtype(dtype)} needs a copy")
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError(f"the truth value of a Tensor of shape {self.data.shape} is ambiguous")
         return bool(self.data.reshape(()).item())
+
+    def __float__(self) -> float:
+        return float(self.item())
 
     def item(self) -> float:
         if self.data.size != 1:
@@ -339,8 +368,8 @@ class Tensor(Node):
 
     def clip(self, low: float, high: float):
         """Entries limited to ``[low, high]``; the gradient passes where low <= x <= high."""
-        if low > high:
-            raise ValueError(f"clip: low ({low}) is greater than high ({high})")
+        if not low <= high:  # NaN fails too
+            raise ValueError(f"clip: needs numbers low <= high, got low={low}, high={high}")
         return _apply(CLIP, self, low=float(low), high=float(high))
 
     def sum(self, axis=None, keepdims: bool = False):
@@ -369,7 +398,8 @@ class Tensor(Node):
         if axes:
             axes = _axes(axes, self.data.ndim, "transpose")
             if sorted(axes) != list(range(self.data.ndim)):
-                raise ValueError(f"transpose: axes {axes} are not a permutation of the {self.data.ndim} axes")
+                raise ValueError(f"transpose: axes {axes} are not a permutation of the {self.data.ndim} axes "
+                                 f"of a Tensor of shape {self.data.shape} (scope {format_scope(STATE.scope)})")
         return _apply(TRANSPOSE, self, axes=axes or None)
 
     @property
@@ -394,8 +424,9 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
         return x
     if isinstance(x, Node):
         raise TypeError(f"cannot mix a Tensor with a {type(x).__name__}")
-    if isinstance(x, Number) and not isinstance(x, complex) and like is not None:
-        arr = np.asarray(x, dtype=like.dtype)
+    if like is not None and ((isinstance(x, Number) and not isinstance(x, complex))
+                             or (isinstance(x, np.ndarray) and x.dtype.kind == "b")):
+        arr = np.asarray(x, dtype=like.dtype)  # as numpy does: float32 * mask stays float32
     else:
         arr = _as_array(x, "Tensor operand")
     out = leaf(_new(Tensor), arr, None)
@@ -429,10 +460,12 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
             data = prim.forward(a.data, b.data, inputs[2].data, **params)
         else:
             data = prim.forward(*[x.data for x in inputs], **params)
-    except (ValueError, IndexError) as e:
+    except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(x.data.shape) for x in inputs)
         raise type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} "
                       f"(scope {format_scope(STATE.scope)})") from None
+    if type(data) is not np.ndarray:  # numpy gives scalars, not 0-d arrays, from 0-d results
+        data = np.asarray(data)
     out = _new(Tensor)
     out.data = data
     out.grad = None
@@ -789,9 +822,12 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 def _axes(axis, ndim: int, op: str):
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: an axis must be an int, got {a!r} ({type(a).__name__}) "
+                            f"(scope {format_scope(STATE.scope)})")
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a {ndim}-d Tensor "
                              f"(scope {format_scope(STATE.scope)})")
@@ -938,6 +974,13 @@ def _concat_vjp(i, g, out, arrays, axis):
     return g[tuple(index)]
 
 
+def _power_less_one(a, p):
+    """``a ** (p - 1)``. From 2**53 on every float is an even integer, so ``p - 1`` rounds to
+    an even number where the true one is odd: the sign of ``a`` is put back there."""
+    d = np.power(a, p - 1)
+    return np.copysign(d, a) if abs(p) >= 2.0**53 else d
+
+
 def _tanh_vjp(g, out, a):
     d = np.multiply(out, out, out=np.empty_like(out))  # g (1 - tanh²) in one new array, not three
     np.subtract(1.0, d, out=d)
@@ -954,7 +997,7 @@ POW = Primitive(
     "**",
     lambda a, p: np.power(a, p),
     # x**0 is constant: its derivative is 0, also at x = 0
-    lambda g, out, a, p: g * p * np.power(a, p - 1) if p != 0 else np.zeros_like(g),
+    lambda g, out, a, p: g * p * _power_less_one(a, p) if p != 0 else np.zeros_like(g),
 )
 MATMUL = Primitive("@", np.matmul, lambda g, out, a, b: _matmul_grad(0, g, a, b),
                    lambda g, out, a, b: _matmul_grad(1, g, a, b))
@@ -1022,6 +1065,14 @@ CONCAT = Primitive(
     variadic=True,
 )
 DETACH = Op("detach")
+
+# The ops' backward functions are closures: copies and pickles of a graph find the ops
+# again by name (graph.Op.register).
+for _name, _prim in list(globals().items()):
+    if isinstance(_prim, Primitive):
+        _prim.op.register(f"autograd.tensor.{_name}")
+DETACH.register("autograd.tensor.DETACH")
+del _name, _prim
 
 
 def addmm(c, a, b) -> Tensor:

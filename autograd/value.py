@@ -31,8 +31,8 @@ def _real(x, what: str) -> float:
         try:
             return float(x)
         except OverflowError:
-            digits = str(x)
-            raise ValueError(f"{what}: {digits[:12]}... ({len(digits)} digits) is too large for a float") from None
+            digits = int(abs(x).bit_length() * 0.30103) + 1  # str() refuses ints past 4300 digits
+            raise ValueError(f"{what}: an integer of about {digits} digits is too large for a float") from None
     if _is_array(x) and x.ndim == 0 and x.dtype.kind in "iuf":
         return float(x)
     raise TypeError(f"{what} expects a real number (int or float), got {type(x).__name__}: {x!r}")
@@ -59,6 +59,9 @@ def _ieee(f, *args) -> float:
 
 
 # --- backward of each primitive: out.grad times the local derivative, into each parent ---
+# NOTE: each adds into every parent, a zero included (a relu that is off): a node that
+# backward reached never keeps the "no gradient yet" object, so an optimizer can tell the
+# parameters a pass reached from those it did not (see ``nn.backends.has_grad``).
 def _add_backward(op, out):
     a = out._p0
     b = out._p1
@@ -78,8 +81,18 @@ def _mul_backward(op, out):
 def _pow_backward(op, out):
     a = out._p0
     p = op.exponent
-    if p != 0.0:  # x**0 is constant: its derivative is 0, also at x = 0
-        a.grad += out.grad * p * _ieee(pow, a.data, p - 1.0)
+    if p == 0.0:  # x**0 is constant: its derivative is 0, also at x = 0
+        a.grad += 0.0
+        return
+    x = a.data
+    d = _ieee(pow, x, p - 1.0)
+    if x < 0 and abs(p) >= _EXACT:  # p - 1 rounded to an even number; the true one is odd
+        d = -d
+    a.grad += out.grad * p * d
+
+
+# From 2**53 on, every float is an even integer: p - 1 is not representable and rounds.
+_EXACT = 2.0**53
 
 
 def _rpow_backward(op, out):
@@ -108,15 +121,13 @@ def _sigmoid_backward(op, out):
 
 def _relu_backward(op, out):
     # NOTE: relu'(0) = 0, as in micrograd and PyTorch.
-    if out.data > 0:
-        out._p0.grad += out.grad
+    out._p0.grad += out.grad if out.data > 0 else 0.0
 
 
 def _clip_backward(op, out):
     # NOTE: the gradient passes where the input was not limited, boundaries included.
     a = out._p0
-    if a.data == out.data:
-        a.grad += out.grad
+    a.grad += out.grad if a.data == out.data else 0.0
 
 
 ADD = Op("+", _add_backward)
@@ -248,8 +259,8 @@ class Value(Node):
     def clip(self, low: float, high: float):
         """``x`` limited to ``[low, high]``; the gradient passes where low <= x <= high."""
         low, high = _real(low, "clip low"), _real(high, "clip high")
-        if low > high:
-            raise ValueError(f"clip: low ({low}) is greater than high ({high})")
+        if not low <= high:  # NaN fails too
+            raise ValueError(f"clip: needs numbers low <= high, got low={low}, high={high}")
         return _result(min(max(self.data, low), high), self, None, CLIP)
 
     def detach(self):
@@ -269,6 +280,8 @@ class Value(Node):
 
     def __truediv__(self, other):
         other = _operand(other, "Value / x")
+        if type(other) is float:  # x / 0.0 is ±inf or nan, as for Values (Python's 0.0**-1 raises)
+            return self * _ieee(pow, other, -1.0)
         return NotImplemented if other is NotImplemented else self * other**-1
 
     def __rtruediv__(self, other):
@@ -284,7 +297,7 @@ class Value(Node):
         return self.data
 
     def __repr__(self):
-        parts = [f"data={self.data:.6g}", f"grad={self.grad:.6g}"]
+        parts = [f"data={_short(self.data)}", f"grad={_short(self.grad)}"]
         if self._op:
             parts.append(f"op={str(self._op)!r}")
         if self.label:
@@ -292,10 +305,15 @@ class Value(Node):
         return f"Value({', '.join(parts)})"
 
 
+def _short(x) -> str:
+    """A number in six digits; anything else (a grad set to None by hand) as its repr."""
+    return f"{x:.6g}" if type(x) is float else repr(x)
+
+
 def _operand(x, what: str):
     """``x`` unchanged if it is a Value or a real number, else a clear error. (Derived
     ops check their operand before they transform it.)"""
-    if type(x) is Value or type(x) is float:
+    if type(x) is Value or type(x) is float or isinstance(x, Value):
         return x
     if _is_array(x) and x.ndim:
         return NotImplemented  # numpy applies the op to each entry
@@ -309,8 +327,8 @@ def _as_value(x, what: str):
     micrograd does); a numpy array gives NotImplemented, so that numpy applies the op to
     each entry."""
     if type(x) is not float:
-        x = _operand(x, what)  # never a Value here: the caller tested that
-        if x is NotImplemented:
+        x = _operand(x, what)
+        if x is NotImplemented or isinstance(x, Value):  # a subclass of Value is a Value
             return x
     return leaf(_new(Value), x, _ZERO)
 

@@ -100,6 +100,18 @@ def test_inputs_keep_their_gradients_and_data():
     assert x.grad == 0.25 and x.data == 0.7
 
 
+def test_leaves_the_function_closes_over_keep_their_gradients():
+    # A model's parameters inside f: the analytic pass must not add into their gradients
+    # (an optimizer step after the check would use them).
+    w, b = Value(3.0), Value(0.1)
+    w.grad = 0.5
+    x = Value(0.5)
+    x.grad = 7.0
+    gradcheck(lambda x: (w * x + b).tanh(), [x])
+    assert (w.grad, b.grad, x.grad) == (0.5, 0.0, 7.0)
+    assert b.grad is Value._EMPTY_GRAD  # and b still reads as "no backward has reached it"
+
+
 def test_input_the_output_does_not_depend_on():
     x, unused = Value(2.0), Value(5.0)
     report = gradcheck(lambda x, u: x * x, [x, unused])

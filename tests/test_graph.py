@@ -182,7 +182,7 @@ def test_a_sparse_graph_gets_short_queues(monkeypatch):
     monkeypatch.setattr(_Pass, "REACH", 64)
     lengths = []
     finish = _Pass.finish
-    monkeypatch.setattr(_Pass, "finish", lambda self: (lengths.extend(map(len, self.queues)), finish(self)))
+    monkeypatch.setattr(_Pass, "finish", lambda self, *a: (lengths.extend(map(len, self.queues)), finish(self, *a)))
     x, w = Value(0.3), Value(0.9)
     y, unrelated = x, []
     for _ in range(2000):
@@ -207,6 +207,95 @@ def test_copies_of_a_graph_are_new_nodes_that_run_with_the_originals(how):
     assert [n.grad for n in topological_order(loss)] == reference_backward(loss)
     order = topological_order(loss)
     assert all(p._id < n._id for n in order for p in n._prev)
+
+
+def test_old_nodes_found_in_creation_order_keep_the_pass_linear(monkeypatch):
+    # 20,000 nodes made first, then used newest-last: backward meets each of them far behind
+    # the end of its queue, the oldest first. Each is sent to wait for the next stretch; how
+    # full the queue is must not be counted again for each of them (that was quadratic).
+    counts = []
+    count = _Pass.count_filled
+
+    def counting(self):
+        n = count(self)
+        counts.append(self.requests == 0)  # True where the queue was counted just now
+        return n
+
+    monkeypatch.setattr(_Pass, "count_filled", counting)
+    n = 20_000
+    w = Value(1.0)
+    early = [w * 2.0 for _ in range(n)]
+    loss = sum(b * 3.0 for b in reversed(early))
+    loss.backward()
+    assert w.grad == 6.0 * n and all(b.grad == 3.0 for b in early)
+    assert len(counts) > n // 2  # the pattern does ask, once for nearly every early node
+    assert sum(counts) <= 40  # ... but the queue was counted at most a few dozen times
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_a_copy_of_a_no_grad_result_is_still_a_constant(how):
+    with no_grad():
+        c = Value(2.0) * 3.0
+    dup = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": lambda c: pickle.loads(pickle.dumps(c))}[how](c)
+    assert dup._op is NOT_RECORDED
+    with pytest.raises(RuntimeError, match="it is not the output of a recorded graph"):
+        dup.backward()
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_tensor_graphs_copy_and_pickle_and_run(how):
+    # The ops' backward functions are closures; a copy finds each op again by name. An op
+    # with three or more inputs (stack, addmm) marks its parents by identity, also in a copy.
+    x = Tensor([[0.5, -1.0]], requires_grad=True)
+    W = Tensor([[0.3], [0.2]], requires_grad=True)
+    loss = stack([(x @ W).tanh(), x @ W, x @ W * 2.0]).sum()
+    dup = copy.deepcopy(loss) if how == "deepcopy" else pickle.loads(pickle.dumps(loss))
+    assert dup.parents[0]._op is loss.parents[0]._op
+    dup.backward()
+    x_dup, W_dup = (n for n in topological_order(dup) if n.is_leaf and n.requires_grad)
+    z = 0.5 * 0.3 - 0.2
+    np.testing.assert_allclose(W_dup.grad, [[0.5 * (1 - math.tanh(z) ** 2 + 3)], [-1.0 * (1 - math.tanh(z) ** 2 + 3)]],
+                               rtol=1e-15)
+    assert x.grad is None and W.grad is None  # the originals are untouched
+
+
+def test_a_scope_object_may_be_entered_again_inside_itself():
+    s = scope("a")
+    with s:
+        with s:
+            assert current_scope() == ("a", "a")
+        assert current_scope() == ("a",)
+    assert current_scope() == ()
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_a_gradient_of_the_wrong_kind_set_by_hand_is_named_and_nothing_changes(engine):
+    # Adding this pass's gradients to those already there fails for b (set to something that
+    # cannot be added to). The error names b, and no gradient changes, a's included.
+    if engine == "value":
+        a, b, c = Value(2.0, label="a"), Value(3.0, label="b"), Value(5.0, label="c")
+        bad, error = None, TypeError
+    else:
+        a, b, c = (Tensor([v], requires_grad=True, label=n) for v, n in ((2.0, "a"), (3.0, "b"), (5.0, "c")))
+        bad, error = np.zeros((2, 2)), ValueError
+    y = c * a + a * b
+    (y.sum() if engine == "tensor" else y).backward()
+    b.grad, c.grad = bad, (100.0 if engine == "value" else np.array([100.0]))
+    before = [a.grad, b.grad, c.grad]
+    with pytest.raises(error, match=r"backward\(\): cannot add this pass's gradient of b .* to the one it already "
+                                    r"had.*Reset gradients with zero_grad\(\)"):
+        (y.sum() if engine == "tensor" else y).backward()
+    for node, old in zip((a, b, c), before):
+        assert node.grad is old
+
+
+def test_anomaly_catches_an_overflow_when_a_pass_adds_to_earlier_gradients():
+    x = Value(1.0)
+    y = x * 1e308
+    y.backward()
+    with detect_anomaly(), pytest.raises(AnomalyError, match="gives a non-finite gradient inf"):
+        y.backward()  # 1e308 + 1e308
+    assert x.grad == 1e308  # the failed pass was undone
 
 
 def _failing_backward(op, out):

@@ -110,6 +110,46 @@ def test_array_attributes():
         list(Tensor(1.0))
 
 
+def test_numpy_shares_with_asarray_and_copies_with_array():
+    # np.array(t) is a snapshot: an optimizer's in-place update must not change it.
+    w = leaf([1.0, 2.0])
+    snapshot, shared, copied = np.array(w), np.asarray(w), np.copy(w)
+    w.data += 1.0
+    np.testing.assert_array_equal(snapshot, [1.0, 2.0])
+    np.testing.assert_array_equal(copied, [1.0, 2.0])
+    assert shared is w.data
+    assert np.array(w, dtype=np.float32).dtype == np.float32 and w.dtype == np.float64
+
+
+def test_results_with_no_axes_hold_0d_arrays_and_convert_to_numbers():
+    w = leaf([1.0, 2.0])
+    for y in (w.sum(), w[0], w.max(), w.mean(), w @ w, Tensor(1.0) + Tensor(2.0)):
+        assert type(y.data) is np.ndarray and y.data.shape == ()
+        assert np.asarray(y).shape == () and float(y) == y.item()
+    np.testing.assert_array_equal(np.asarray([w.sum(), w @ w]), [3.0, 5.0])  # a list of losses, for a plot
+
+
+@pytest.mark.parametrize("make", [lambda h: Tensor(h, requires_grad=True), lambda h: Tensor([1.0, 2.0]) * h],
+                         ids=["Tensor(list)", "operand"])
+def test_a_list_holding_tensors_is_refused_rather_than_cut_from_the_graph(make):
+    w = leaf([1.0, 2.0])
+    with pytest.raises(TypeError, match="got a list holding Tensors; its numbers alone would lose the graph"):
+        make([w * w, w * 3.0])
+    np.testing.assert_array_equal(stack([w * w, w * 3.0]).data, [[1.0, 4.0], [3.0, 6.0]])
+
+
+def test_a_boolean_mask_keeps_float32():
+    t = Tensor(np.ones(3, np.float32))
+    assert (t * np.array([True, False, True])).dtype == np.float32
+
+
+def test_the_power_rule_keeps_its_sign_for_huge_even_exponents():
+    for p in (float(2**53 + 2), 1e20, -1e20):
+        x = leaf([-1.0, 1.0])
+        (x**p).sum().backward()
+        np.testing.assert_array_equal(x.grad, [-p, p])
+
+
 def test_repr_shows_data_dtype_and_graph_role():
     assert repr(Tensor([1.0, 2.5])) == "Tensor([1. , 2.5])"  # float64 and a constant: nothing else to say
     x = leaf([1.0, 2.0], label="x")

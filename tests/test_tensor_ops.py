@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autograd import Tensor, addmm, concat, gradcheck, stack
+from autograd import Tensor, addmm, concat, gradcheck, scope, stack
 
 from .cases import CASES, check_case_on
 
@@ -315,6 +315,31 @@ def test_reductions_reject_an_axis_out_of_range():
         Tensor(np.ones((2, 3))).sum(axis=3)
     with pytest.raises(ValueError, match=r"axis -3 is out of range"):
         Tensor(np.ones((2, 3))).max(axis=(0, -3))
+
+
+@pytest.mark.parametrize("axis", [1.0, True, (0, 1.5), "0"])
+def test_an_axis_must_be_an_int(axis):
+    # int(True) would quietly be axis 1, int(1.0) axis 1.
+    with scope("t=2"), pytest.raises(TypeError, match=r"sum: an axis must be an int, got .* \(scope t=2\)"):
+        Tensor(np.ones((2, 3))).sum(axis=axis)
+    with pytest.raises(TypeError, match="transpose: an axis must be an int"):
+        Tensor(np.ones((2, 3))).transpose(1.0, 0.0)
+
+
+def test_shape_errors_of_reshape_and_transpose_name_the_op_the_shape_and_the_scope():
+    x = Tensor(np.ones((2, 3)))
+    with scope("layer 0"):
+        with pytest.raises(TypeError, match=r"reshape: cannot apply to shapes \(2, 3\): .*integer.*\(scope layer 0\)"):
+            x.reshape(3.0, 2)
+        with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\) are not a permutation of the 2 axes of a "
+                                             r"Tensor of shape \(2, 3\) \(scope layer 0\)"):
+            x.transpose(0, 0)
+
+
+@pytest.mark.parametrize("low, high", [(np.nan, 1.0), (0.0, np.nan)])
+def test_clip_refuses_nan_bounds(low, high):
+    with pytest.raises(ValueError, match="clip: needs numbers low <= high"):
+        Tensor([0.5]).clip(low, high)
 
 
 # --- reshape and transpose -------------------------------------------------------------------
@@ -742,7 +767,7 @@ def test_clip():
     np.testing.assert_array_equal(x.grad, [0.0, 2.0, 3.0, 4.0, 0.0])
     z = leaf([0.2, 0.5])
     gradcheck(lambda z: z.clip(0.0, 0.4), [z])
-    with pytest.raises(ValueError, match=r"clip: low \(1.0\) is greater than high \(0.0\)"):
+    with pytest.raises(ValueError, match=r"clip: needs numbers low <= high, got low=1.0, high=0.0"):
         x.clip(1.0, 0.0)
 
 

@@ -296,6 +296,58 @@ def test_overflow_and_division_by_zero_give_inf():
     assert (Value(1e200) * 1e200).data == math.inf
 
 
+def test_division_by_a_number_zero_gives_inf_as_by_a_value_zero():
+    # Python's 0.0 ** -1 raises; the engine's arithmetic is IEEE's, whatever holds the zero.
+    for zero in (0.0, 0, Value(0.0)):
+        x = Value(1.0)
+        y = x / zero
+        y.backward()
+        assert y.data == math.inf and x.grad == math.inf
+    assert (Value(-2.0) / 0.0).data == -math.inf and math.isnan((Value(0.0) / 0).data)
+
+
+def test_huge_integers_are_refused_with_their_size():
+    # str() refuses ints of more than 4300 digits, so the message cannot quote them.
+    for x, digits in ((10**400, 401), (-(10**5000), 5001)):
+        with pytest.raises(ValueError, match=f"Value: an integer of about {digits} digits is too large for a float"):
+            Value(x)
+
+
+@pytest.mark.parametrize("low, high", [(1.0, 0.0), (math.nan, 1.0), (0.0, math.nan)])
+def test_clip_needs_low_at_most_high_and_no_nan(low, high):
+    with pytest.raises(ValueError, match=f"clip: needs numbers low <= high, got low={low}, high={high}"):
+        Value(0.5).clip(low, high)
+
+
+def test_subclasses_of_value_are_values():
+    class Named(Value):
+        pass
+
+    a, b = Named(2.0), Named(3.0)
+    y = a * b - a / b + 1.0
+    y.backward()
+    assert y.data == pytest.approx(6.0 - 2.0 / 3.0 + 1.0, rel=1e-15)
+    assert a.grad == pytest.approx(3.0 - 1.0 / 3.0, rel=1e-15) and b.grad == pytest.approx(2.0 + 2.0 / 9.0, rel=1e-15)
+    a.note = "kept by copies"
+    import copy
+
+    assert copy.copy(a).note == "kept by copies" and type(copy.deepcopy(a)) is Named
+
+
+def test_the_power_rule_keeps_its_sign_for_huge_even_exponents():
+    # From 2**53 on, p - 1 rounds to an even float: (-1)**(p-1) must still be -1.
+    for p in (float(2**53 + 2), 1e20, -1e20):
+        x = Value(-1.0)
+        (x**p).backward()
+        assert x.grad == -p
+
+
+def test_repr_with_a_gradient_set_to_none_by_hand():
+    v = Value(3.0)
+    v.grad = None
+    assert repr(v) == "Value(data=3, grad=None)"
+
+
 def test_sqrt_at_zero_has_infinite_derivative():
     x = Value(0.0)
     y = x**0.5

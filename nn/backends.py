@@ -144,12 +144,33 @@ def grad(p) -> np.ndarray:
 
 
 def has_grad(p) -> bool:
-    return p.grad is not None if isinstance(p, Tensor) else True
+    """Whether backward has reached ``p`` since its gradient was last cleared: a Tensor's
+    gradient is not ``None``; for Values, some entry's gradient is not the "not reached yet"
+    ``0.0`` that a new Value and ``set_grad(p, None)`` give (``Value._EMPTY_GRAD``; every
+    backward adds into every input it reaches, zeros included). Optimizers skip the others,
+    as PyTorch's skip a ``grad`` of ``None``."""
+    if isinstance(p, Tensor):
+        return p.grad is not None
+    empty = Value._EMPTY_GRAD
+    return any(v.grad is not empty for v in _values(p))
+
+
+def real_array(x, what: str) -> np.ndarray:
+    """``x`` (an array, or anything ``np.asarray`` takes) as a float64 array; a clear error,
+    naming ``what``, for complex numbers, strings and other non-real data, which a cast
+    would silently mangle (complex numbers would lose their imaginary part)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biufO":
+        raise TypeError(f"{what}: expected real numbers, got an array of dtype {arr.dtype}")
+    try:
+        return arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as e:  # an object array holding something else
+        raise TypeError(f"{what}: expected real numbers, got {type(x).__name__}: {e}") from None
 
 
 def set_data(p, new) -> None:
     """Overwrite a parameter's numbers in place (the parameter objects stay the same)."""
-    new = np.asarray(new, dtype=np.float64)
+    new = real_array(new, "set_data")
     if new.shape != np.shape(p):
         raise ValueError(f"expected an array of shape {np.shape(p)}, got {new.shape}")
     if isinstance(p, Tensor):
@@ -166,7 +187,7 @@ def set_grad(p, new) -> None:
         return
     if new is None:
         for v in _values(p):
-            v.grad = 0.0
+            v.grad = Value._EMPTY_GRAD  # 0.0, and marked as not reached (see has_grad)
         return
     for v, g in zip(_values(p), np.asarray(new, dtype=np.float64).flat):
         v.grad = float(g)

@@ -96,7 +96,7 @@ def from_torch_state_dict(module: Module, state) -> None:
         )
     new: dict[str, np.ndarray] = {}
     for torch_name, ours, relation in rows:
-        x = np.asarray(_numpy(state[torch_name]), dtype=np.float64)
+        x = backends.real_array(_numpy(state[torch_name]), f"from_torch_state_dict: {torch_name}")
         shape = np.shape(params[ours])
         want = shape[::-1] if relation == TRANSPOSED else shape
         if x.shape != want:

@@ -20,7 +20,10 @@ class Module:
     lists, tuples and dicts) and define ``forward``; calling the module runs it.
     ``parameters()`` finds every parameter by walking those attributes, so no layer
     lists its parameters by hand. A parameter's name is its attribute path, e.g.
-    ``cells.0.W_hh``; it is also the label its nodes carry in rendered graphs.
+    ``cells.0.W_hh``; it is also the label its nodes carry in rendered graphs. Labels are
+    given when the outermost constructor finishes and whenever a parameter or submodule is
+    assigned as an attribute later; a list or dict changed in place is named again at the
+    next such assignment, or by :meth:`draw`.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -40,8 +43,10 @@ class Module:
 
     def __setattr__(self, name, value):
         object.__setattr__(self, name, value)
-        # a submodule or parameter attached after construction gets its full names too
-        if self.__dict__.get("_built") and (isinstance(value, Module) or backends.is_parameter(value)):
+        # a submodule or parameter attached after construction (alone, or in a list, tuple or
+        # dict) gets its full names too
+        if self.__dict__.get("_built") and any(isinstance(v, Module) or backends.is_parameter(v)
+                                               for _, v in _flatten(name, value)):
             self._relabel()
 
     def forward(self, *args, **kwargs):
@@ -92,8 +97,18 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def _relabel(self) -> None:
+        """Label every parameter below this module with its full name.
+
+        A name counts from the outermost module: each module keeps the path at which the
+        last relabelling from above found it (``_prefix``, ``"rnn.cells.0."``), so that a
+        submodule relabelling itself (after an attribute assignment) keeps the full names.
+        """
+        prefix = self.__dict__.get("_prefix", "")
+        for name, module in self.named_modules():
+            if name:
+                module.__dict__["_prefix"] = f"{prefix}{name}."
         for name, p in self.named_parameters():
-            backends.relabel(p, name)
+            backends.relabel(p, prefix + name)
 
     # --- numbers in and out ---------------------------------------------------------------
     def num_parameters(self) -> int:
@@ -101,7 +116,8 @@ class Module:
         return sum(int(np.prod(np.shape(p))) for p in self.parameters())
 
     def zero_grad(self) -> None:
-        """Clear every parameter's gradient (``None`` for a Tensor, 0.0 for each Value)."""
+        """Clear every parameter's gradient (``None`` for a Tensor, 0.0 for each Value, marked
+        as not reached: an optimizer leaves alone a parameter no backward reaches after this)."""
         for p in self.parameters():
             backends.set_grad(p, None)
 
@@ -131,7 +147,7 @@ class Module:
         for name, value in state.items():
             if name not in params:
                 continue
-            arr = np.asarray(value, dtype=np.float64)
+            arr = backends.real_array(value, f"{type(self).__name__}.load_state_dict: {name}")
             if arr.shape != np.shape(params[name]):
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: {name} has shape {np.shape(params[name])}, "
@@ -146,6 +162,13 @@ class Module:
         """Run ``self(x)`` and draw the graph of its output(s) (a node, an object array of
         Values, or a tuple such as ``(y, h_n)``) with :func:`autograd.draw_graph`, which
         takes ``kwargs``. The parameters appear under their names (``rnn.cells.0.W_hh``)."""
+        if kwargs.get("gradient_view"):
+            raise ValueError(
+                f"{type(self).__name__}.draw runs a new forward pass, which no backward has reached yet: "
+                "for the gradient view, draw the loss after its backward, "
+                "draw_graph(loss, gradient_view=True) after loss.backward()"
+            )
+        self._relabel()  # a list or dict of submodules may have changed in place
         with enable_grad():
             out = self(x)
         return draw_graph(out, **kwargs)

@@ -25,7 +25,12 @@ def _param_list(params, who: str) -> list:
     params = list(params)
     if not params:
         raise ValueError(f"{who}: got an empty parameter list")
+    first: dict[int, int] = {}
     for i, p in enumerate(params):
+        j = first.setdefault(id(p), i)
+        if j != i:
+            raise ValueError(f"{who}: parameters {j} and {i} are the same object; each parameter must "
+                             "appear once (it would be updated twice)")
         if not backends.is_parameter(p):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
@@ -67,7 +72,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
+        if not (momentum >= 0 and weight_decay >= 0):  # NaN fails too
             raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.velocity: dict[int, np.ndarray] = {}

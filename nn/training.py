@@ -32,36 +32,49 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     ``on_chunk(i, loss, model)``, with i counting chunks from 0, if given, is called after
     each backward, before clipping and the step.
 
-    Returns the chunk losses. A non-finite loss stops training *before* it updates any
-    parameter, with an error naming the chunk, its steps and the last finite loss.
+    Returns the chunk losses. A non-finite loss, or a finite loss with a non-finite gradient,
+    stops training before that chunk updates any parameter (earlier chunks' updates stay),
+    with an error naming the chunk, its steps (and the parameters) and the last finite loss.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
     axis = 1 if getattr(model, "batch_first", False) else 0
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
     T = np.shape(x)[axis] if np.ndim(x) > axis else 0
     if T == 0:
         raise ValueError(f"train_truncated: the sequence is empty (shape {np.shape(x)})")
-    if np.shape(target)[axis] != T:
-        raise ValueError(f"train_truncated: x has {T} time steps along axis {axis}, "
-                         f"target has {np.shape(target)[axis]}")
+    target = np.asarray(target)
+    if target.ndim <= axis or target.shape[axis] != T:
+        raise ValueError(f"train_truncated: x has {T} time steps along axis {axis} (shape {np.shape(x)}), "
+                         f"target has shape {target.shape}")
+    names = {id(p): name for name, p in model.named_parameters()}
     losses, h = [], h0
     for i, start in enumerate(range(0, T, k)):
         steps = slice(start, min(start + k, T))
         index = (slice(None),) * axis + (steps,)
         y, h = model(x[index], h)
-        loss = loss_fn(y, np.asarray(target)[index])
+        loss = loss_fn(y, target[index])
         value = float(np.asarray(loss.data).reshape(()))
+        chunk = f"chunk {i + 1} of {-(-T // k)} (time steps {steps.start + 1}..{steps.stop})"
+        last = f"{losses[-1]:.6g}" if losses else "none (it was the first chunk)"
         if not math.isfinite(value):
-            last = f"{losses[-1]:.6g}" if losses else "none (it was the first chunk)"
             raise FloatingPointError(
-                f"train_truncated: the loss of chunk {i + 1} of {-(-T // k)} (time steps "
-                f"{steps.start + 1}..{steps.stop}) is "
-                f"{value}; stopped before updating the parameters. Last finite loss: {last}"
+                f"train_truncated: the loss of {chunk} is {value}; stopped before updating the "
+                f"parameters. Last finite loss: {last}"
             )
         optimizer.zero_grad()
         loss.backward()
         if on_chunk is not None:
             on_chunk(i, value, model)
+        bad = [names.get(id(p), f"parameter {j}") for j, p in enumerate(optimizer.params)
+               if not np.isfinite(backends.grad(p)).all()]
+        if bad:
+            raise FloatingPointError(
+                f"train_truncated: the loss of {chunk} is finite ({value:.6g}) but the gradient of "
+                f"{', '.join(bad)} is not; stopped before updating the parameters. "
+                f"Last finite loss: {last}"
+            )
         if clip_norm is not None:
             clip_grad_norm_(optimizer.params, clip_norm)
         if clip_value is not None:

@@ -262,6 +262,16 @@ def test_wrong_shape_names_key_and_shapes():
     assert_unchanged(model, before)  # the entries checked before it were not written either
 
 
+def test_complex_weights_are_rejected_before_anything_is_written():
+    model, state = model_and_state()
+    before = model.state_dict()
+    state["readout.weight"] = state["readout.weight"] + 1j
+    with pytest.raises(TypeError, match=r"from_torch_state_dict: readout.weight: expected real numbers, "
+                                        r"got an array of dtype complex128"):
+        nn.from_torch_state_dict(model, state)
+    assert_unchanged(model, before)
+
+
 def test_wrong_bias_shape():
     model, state = model_and_state()
     before = model.state_dict()

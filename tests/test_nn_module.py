@@ -116,6 +116,32 @@ def test_labels_of_a_layer_built_on_its_own_are_its_own_names():
     assert lin.b[0].label == "b[0]"
 
 
+def first_label(p) -> str:
+    """A parameter's label, or (value engine) its first entry's label without the index."""
+    return p.label if isinstance(p, Tensor) else p.flat[0].label.split("[")[0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_attribute_set_on_a_submodule_later_keeps_every_full_name(engine):
+    m = nn.RNNModel(2, 3, 1, engine=engine, seed=0)
+    m.rnn.cells[0].W_hh = nn.RNNCell(2, 3, engine=engine).W_hh  # set on the cell, two levels down
+    m.rnn.cells[0].extra = nn.Linear(3, 1, engine=engine)
+    named = list(m.named_parameters())
+    assert [n for n, _ in named] == ["rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h",
+                                     "rnn.cells.0.extra.W", "rnn.cells.0.extra.b", "W_hy", "b_y"]
+    assert [first_label(p) for _, p in named] == [n for n, _ in named]
+
+
+def test_a_list_of_modules_assigned_later_is_named_and_one_changed_in_place_at_the_next_draw():
+    m = nn.RNNModel(2, 3, 1, seed=0)
+    m.heads = [nn.Linear(3, 2), {"aux": nn.Linear(3, 1)}]
+    assert [m.heads[0].W.label, m.heads[1]["aux"].b.label] == ["heads.0.W", "heads.1.aux.b"]
+    m.rnn.cells[0] = nn.RNNCell(2, 3, seed=1)  # in place: no attribute assignment to see
+    assert m.rnn.cells[0].W_hh.label == "W_hh"
+    m.draw(np.zeros((2, 1, 2)))
+    assert m.rnn.cells[0].W_hh.label == "rnn.cells.0.W_hh"
+
+
 def test_bias_false_leaves_no_bias_parameter():
     m = nn.RNNModel(2, 3, 1, bias=False)
     assert [n for n, _ in m.named_parameters()] == ["rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "W_hy"]
@@ -300,6 +326,16 @@ def test_load_rejects_a_wrong_shape_and_changes_nothing(engine):
     state = {k: v + 1.0 for k, v in m.state_dict().items()}
     state["rnn.cells.0.W_xh"] = np.zeros((3, 2))
     _unchanged_after_failed_load(m, state, ValueError, "rnn.cells.0.W_xh", "(2, 3)", "(3, 2)")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad, dtype", [(np.array([1 + 2j, 0.0]), "complex128"), (np.array(["1", "2"]), "<U1")])
+def test_load_rejects_complex_or_string_numbers_and_changes_nothing(engine, bad, dtype):
+    # A cast would drop the imaginary part (or parse the strings) without a word.
+    m = nn.RNNModel(2, 3, 2, engine=engine, seed=1)
+    state = {k: v + 1.0 for k, v in m.state_dict().items()}
+    state["b_y"] = bad
+    _unchanged_after_failed_load(m, state, TypeError, "load_state_dict: b_y: expected real numbers", dtype)
 
 
 def test_non_strict_load_skips_unknown_keys_and_keeps_missing_ones():

@@ -208,6 +208,42 @@ def test_parameters_without_a_gradient_are_skipped(make):
     assert np.all(used.data < [1.0, 2.0])
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_parameter_no_backward_reached_is_skipped_on_both_engines(engine):
+    # The loss depends on h_n only: the readout W_hy, b_y is not in its graph. With weight
+    # decay, updating it anyway would move it (by lr * 0.5 * W_hy); neither engine does.
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    model = nn.RNNModel(3, 4, 2, mode="many_to_many", engine=engine, seed=0)
+    opt = SGD(model.parameters(), lr=0.1, weight_decay=0.5)
+    before = model.state_dict()
+    for _ in range(2):
+        _, h_n = model(x)
+        loss = h_n.sum() if engine == "tensor" else sum(h_n.ravel())
+        opt.zero_grad()
+        loss.backward()
+        assert not backends.has_grad(model.W_hy) and backends.has_grad(model.rnn.cells[0].W_hh)
+        opt.step()
+    after = model.state_dict()
+    for name in ("W_hy", "b_y"):
+        np.testing.assert_array_equal(after[name], before[name])
+    assert not np.allclose(after["rnn.cells.0.W_hh"], before["rnn.cells.0.W_hh"])
+
+
+@pytest.mark.parametrize("kind", ["tensor", "value"])
+def test_a_parameter_reached_only_through_an_inactive_relu_is_updated(kind):
+    # Backward reaches w, with gradient 0 (relu is off): weight decay still applies, on both
+    # engines, as in PyTorch, where w.grad is a zero tensor rather than None.
+    w = Tensor([2.0], requires_grad=True) if kind == "tensor" else Value(2.0)
+    opt = SGD([w], lr=0.1, weight_decay=0.5)
+    opt.zero_grad()
+    y = (w * -1.0).relu()
+    (y.sum() if kind == "tensor" else y).backward()
+    assert backends.has_grad(w)
+    np.testing.assert_array_equal(backends.grad(w), 0.0 if kind == "value" else [0.0])
+    opt.step()
+    np.testing.assert_allclose(backends.data(w), 2.0 - 0.1 * 0.5 * 2.0, rtol=1e-15)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("cls", [SGD, Adam])
 def test_zero_grad(kind, cls):
@@ -305,7 +341,16 @@ def test_adam_betas_must_be_in_0_1(betas):
         Adam([parameter(X0, "tensor")], betas=betas)
 
 
-@pytest.mark.parametrize("kw", [{"momentum": -0.5}, {"weight_decay": -1.0}])
+@pytest.mark.parametrize("cls", [SGD, Adam, nn.clip_grad_norm_])
+def test_a_parameter_listed_twice_is_rejected(cls):
+    # It would be updated twice per step (and counted twice in a norm).
+    p, q = parameter(X0, "tensor"), parameter(X0, "tensor")
+    with pytest.raises(ValueError, match="parameters 0 and 2 are the same object; each parameter must appear once"):
+        cls([p, q, p], 0.1)
+
+
+@pytest.mark.parametrize("kw", [{"momentum": -0.5}, {"weight_decay": -1.0}, {"momentum": float("nan")},
+                                {"weight_decay": float("nan")}])
 def test_sgd_momentum_and_weight_decay_must_not_be_negative(kw):
     with pytest.raises(ValueError, match="SGD: momentum and weight_decay must be >= 0"):
         SGD([parameter(X0, "tensor")], lr=0.1, **kw)

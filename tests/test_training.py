@@ -278,6 +278,35 @@ def test_non_finite_loss_stops_before_updating(engine):
     assert_dicts_close(net.state_dict(), stepped(start, grads0))  # only the first chunk's step
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_finite_loss_with_a_non_finite_gradient_stops_before_updating(engine):
+    # An infinite input saturates tanh: the loss stays finite, but dL/dW_xh = x_tᵀ δ_t holds
+    # inf * 0 = nan. Stepping with it would turn W_xh into nan.
+    x, target = data(T=4, m=1)
+    x[2, 0, 1] = np.inf  # inside the second chunk
+    net = model(engine, hidden=2)
+    start = net.state_dict()
+    loss0, grads0, _ = numpy_chunk(start, x[:2], target[:2], np.zeros((1, 2)))
+    with pytest.raises(FloatingPointError) as info:
+        nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+    message = str(info.value)
+    assert re.search(r"the loss of chunk 2 of 2 \(time steps 3..4\) is finite \([-0-9.e]+\) but the gradient of "
+                     r"rnn.cells.0.W_xh is not; stopped before updating the parameters. Last finite loss: ", message)
+    assert message.endswith(f"{loss0:.6g}")
+    assert_dicts_close(net.state_dict(), stepped(start, grads0))  # only the first chunk's step
+
+
+def test_a_list_sequence_is_accepted_and_a_target_without_a_time_axis_is_named():
+    x, target = data(T=4)
+    a, b = model(), model()
+    losses = nn.train_truncated(a, x.tolist(), target, sequence_mse, SGD(a.parameters(), lr=LR), k=2)
+    assert losses == nn.train_truncated(b, x, target, sequence_mse, SGD(b.parameters(), lr=LR), k=2)
+    with pytest.raises(ValueError, match=re.escape("x has 4 time steps along axis 0 (shape (4, 3, 2)), "
+                                                   "target has shape ()")):
+        nn.train_truncated(a, x, 1.0, sequence_mse, SGD(a.parameters(), lr=LR), k=2)
+
+
 def test_non_finite_loss_in_the_first_chunk_changes_nothing():
     x, target = data(T=4, m=1)
     target[1, 0, 0] = np.inf
@@ -315,7 +344,8 @@ def test_k_may_be_a_numpy_integer_and_the_last_chunk_shorter():
 def test_sequence_and_target_lengths():
     net = model()
     x, target = data(T=4)
-    with pytest.raises(ValueError, match=r"x has 4 time steps along axis 0, target has 3"):
+    with pytest.raises(ValueError, match=re.escape("x has 4 time steps along axis 0 (shape (4, 3, 2)), "
+                                                   "target has shape (3, 3, 2)")):
         nn.train_truncated(net, x, target[:3], sequence_mse, SGD(net.parameters(), lr=LR), k=2)
     with pytest.raises(ValueError, match=r"the sequence is empty \(shape \(0, 3, 2\)\)"):
         nn.train_truncated(net, x[:0], target[:0], sequence_mse, SGD(net.parameters(), lr=LR), k=2)

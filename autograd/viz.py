@@ -66,6 +66,7 @@ takes time linear in the size of the graph; only rendering needs Graphviz's ``do
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from contextlib import contextmanager
@@ -205,10 +206,17 @@ def save_graph(root, path, **options) -> str:
 def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str) -> None:
     """Fold the time steps if asked to (or if the drawing is too big and ``on_overflow`` is
     "collapse"); raise if the drawing still has more than ``max_nodes`` nodes."""
-    if collapse or (max_nodes is not None and boxes.drawn > max_nodes and on_overflow == "collapse"):
-        boxes.fold_steps()
+    if boxes.steps and (collapse or (max_nodes is not None and boxes.drawn > max_nodes
+                                     and on_overflow == "collapse")):
+        boxes.fold_steps()  # (a graph with no time steps has nothing to fold)
     if max_nodes is None or boxes.drawn <= max_nodes:
         return
+    if not boxes.steps:
+        raise ValueError(
+            f"draw_graph: the graph has {len(graph.order):,} nodes, more than max_nodes={max_nodes:,}, and "
+            "no time steps to fold (scopes named 't=...'); pass a larger max_nodes (Graphviz slows "
+            "down past a few thousand nodes) or draw a smaller graph"
+        )
     if boxes.folded:
         raise ValueError(
             f"draw_graph: even with every time step collapsed the drawing has {boxes.drawn:,} nodes "
@@ -595,7 +603,7 @@ def _dot_body(graph: _Graph, boxes: _Boxes, text: _Text, flows, group: bool, edg
     if not (boxes.folded and steps_per_row and any(box.column >= steps_per_row for box in boxes.steps)):
         steps_per_row = None  # no row to wrap (boxes cannot be stacked in order: only folded steps wrap)
     lines = []
-    clusters = iter(range(len(order) + 1))
+    clusters = itertools.count()  # box numbers (a small graph may sit in more boxes than it has nodes)
 
     def write(box: _Box, indent: str) -> None:
         for i in box.nodes:
@@ -655,9 +663,12 @@ def _edge_lines(edges: list, n: int, rows, gradient_view: bool, edge_labels: boo
     lines = []
     for a, b, uses, size in edges:
         attrs = []
+        across = rows is not None and rows[a] and rows[b] and rows[a][0] == rows[b][0] and rows[a][1] != rows[b][1]
         if uses > 1:
-            attrs.append(f'label="×{uses}"')
-        if rows is not None and rows[a] and rows[b] and rows[a][0] == rows[b][0] and rows[a][1] != rows[b][1]:
+            # NOTE: an edge into a later row is laid out as one within a rank, where Graphviz
+            # (2.43) cannot route a label: it fails with "illegal values of prev 1 and next 1".
+            attrs.append(f'{"xlabel" if across else "label"}="×{uses}"')
+        if across:
             attrs.append("constraint=false")  # an edge into a later row must not pull that row right
         if gradient_view:
             attrs.append("dir=back")

@@ -536,3 +536,43 @@ def test_without_dot_building_works_and_rendering_says_what_to_install(tmp_path,
         drawing._repr_mimebundle_()  # what Jupyter calls to show it inline
     with pytest.raises(GraphvizNotFoundError, match=r"save it as \.dot"):
         drawing.render(tmp_path / "out")
+
+
+def test_a_small_graph_in_more_boxes_than_it_has_nodes():
+    with scope("model"), scope("layer 0"), scope("t=1"):
+        h = Value(0.5, "h")
+    dot = parse(draw_graph(h))
+    assert dot.boxes == [("model",), ("model", "layer 0"), ("model", "layer 0", "t=1")]
+    assert dot.nodes["n0"]["boxes"] == ("model", "layer 0", "t=1")
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_one_folded_step_per_row_renders(engine):
+    # Each step in a row of its own: the edges from one step to the next run within one rank,
+    # where Graphviz cannot route a label, so their "×k" is an xlabel there.
+    rnn = nn.RNN(1, 2, engine=engine, seed=0)
+    _, h = rnn(np.ones((6, 1, 1)))
+    drawing = draw_graph(h, collapse=True, steps_per_row=1)
+    wrapped = [a for _, _, a in parse(drawing).edges if a.get("constraint") == "false"]
+    assert len(wrapped) == 5 and all("label" not in a for a in wrapped)
+    assert all(a.get("xlabel", "×").startswith("×") for a in wrapped)
+    svg = drawing.pipe(format="svg").decode()
+    assert all(f"t={t}" in svg for t in range(1, 7))
+
+
+def test_a_too_big_graph_without_time_steps_is_not_told_to_collapse():
+    v = Value(1.0, "a")
+    for _ in range(30):
+        v = v * 1.5
+    for options in ({}, {"on_overflow": "collapse"}):
+        with pytest.raises(ValueError, match="more than max_nodes=20, and no time steps to fold"):
+            draw_graph(v, max_nodes=20, **options)
+    drawing = draw_graph(v, collapse=True)
+    assert not drawing.collapsed and drawing.node_count == 61 and "concentrate" not in drawing.graph_attr
+
+
+def test_module_draw_refuses_the_gradient_view_with_the_way_to_get_it():
+    model = nn.RNNModel(2, 2, 1, seed=0)
+    with pytest.raises(ValueError, match=r"RNNModel.draw runs a new forward pass.*"
+                                         r"draw_graph\(loss, gradient_view=True\)"):
+        model.draw(np.ones((2, 1, 2)), gradient_view=True)

@@ -14,7 +14,8 @@ A node kind subclasses :class:`Node` and provides its class-level hooks:
 ``_EMPTY_GRAD`` (the gradient of a node backward has not reached), ``_is_finite(data)``,
 ``_seed(node, grad)`` (the gradient the output starts from), ``_add_grads(a, b)`` and
 ``_settle_grads()`` (called at the end of every pass: gradients the kind kept in a
-provisional form during the pass become final).
+provisional form during the pass become final) and ``_reached_leaves(leaves)`` (also at the
+end of a pass: the leaves it found, whether or not a gradient reached them).
 """
 
 from __future__ import annotations
@@ -260,6 +261,11 @@ class Node:
     @staticmethod
     def _settle_grads() -> None:
         """At the end of a pass: make final any gradient this kind kept provisionally."""
+
+    @staticmethod
+    def _reached_leaves(leaves) -> None:
+        """At the end of a pass: ``leaves`` are the leaves it found (their gradients are
+        this pass's own, before the held ones are added back)."""
 
     # --- graph structure, for rendering and diagnostics ---------------------------
     @property
@@ -622,7 +628,9 @@ class _Pass:
         finite (:func:`detect_anomaly`). If one cannot be formed (a gradient the user set to
         something of the wrong type or shape), a clear error names the node; the caller
         then undoes the pass."""
-        self.root._settle_grads()
+        root = self.root
+        root._settle_grads()
+        root._reached_leaves(self.leaves)
         empty = self.empty
         sums = []
         for node, old in self.held:

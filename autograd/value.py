@@ -20,6 +20,7 @@ __all__ = ["Value"]
 
 _new = object.__new__
 _ZERO = 0.0  # the one "no gradient yet" object: backward tells reached nodes by identity
+_REACHED_ZERO = float("0")  # 0.0 as well, but another object: "reached, and it was 0"
 
 
 def _real(x, what: str) -> float:
@@ -59,9 +60,8 @@ def _ieee(f, *args) -> float:
 
 
 # --- backward of each primitive: out.grad times the local derivative, into each parent ---
-# NOTE: each adds into every parent, a zero included (a relu that is off): a node that
-# backward reached never keeps the "no gradient yet" object, so an optimizer can tell the
-# parameters a pass reached from those it did not (see ``nn.backends.has_grad``).
+# (A zero is not added: where relu is off, the nodes behind it keep the "no gradient yet"
+# 0.0 and pass nothing on. Leaves the pass found get a 0.0 of their own: _reached_leaves.)
 def _add_backward(op, out):
     a = out._p0
     b = out._p1
@@ -82,7 +82,6 @@ def _pow_backward(op, out):
     a = out._p0
     p = op.exponent
     if p == 0.0:  # x**0 is constant: its derivative is 0, also at x = 0
-        a.grad += 0.0
         return
     x = a.data
     d = _ieee(pow, x, p - 1.0)
@@ -121,13 +120,15 @@ def _sigmoid_backward(op, out):
 
 def _relu_backward(op, out):
     # NOTE: relu'(0) = 0, as in micrograd and PyTorch.
-    out._p0.grad += out.grad if out.data > 0 else 0.0
+    if out.data > 0:
+        out._p0.grad += out.grad
 
 
 def _clip_backward(op, out):
     # NOTE: the gradient passes where the input was not limited, boundaries included.
     a = out._p0
-    a.grad += out.grad if a.data == out.data else 0.0
+    if a.data == out.data:
+        a.grad += out.grad
 
 
 ADD = Op("+", _add_backward)
@@ -211,6 +212,16 @@ class Value(Node):
     @classmethod
     def _seed(cls, node, grad):
         return 1.0 if grad is None else _real(grad, "backward() seed")
+
+    @staticmethod
+    def _reached_leaves(leaves) -> None:
+        # A leaf the pass found but gave nothing (every path from it ran through a relu that
+        # is off) gets a 0.0 that is not the "no gradient yet" one: an optimizer tells the
+        # parameters a pass reached from those it did not by it (nn.backends.has_grad), as
+        # a Tensor's gradient is zeros rather than None there.
+        for node in leaves:
+            if node.grad is _ZERO:
+                node.grad = _REACHED_ZERO
 
     def _summary(self) -> str:
         return f"{self.data:.6g}"

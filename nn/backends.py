@@ -146,9 +146,9 @@ def grad(p) -> np.ndarray:
 def has_grad(p) -> bool:
     """Whether backward has reached ``p`` since its gradient was last cleared: a Tensor's
     gradient is not ``None``; for Values, some entry's gradient is not the "not reached yet"
-    ``0.0`` that a new Value and ``set_grad(p, None)`` give (``Value._EMPTY_GRAD``; every
-    backward adds into every input it reaches, zeros included). Optimizers skip the others,
-    as PyTorch's skip a ``grad`` of ``None``."""
+    ``0.0`` that a new Value and ``set_grad(p, None)`` give (``Value._EMPTY_GRAD``; a pass
+    gives every leaf it finds a gradient of its own, a zero included). Optimizers skip the
+    others, as PyTorch's skip a ``grad`` of ``None``."""
     if isinstance(p, Tensor):
         return p.grad is not None
     empty = Value._EMPTY_GRAD

@@ -82,6 +82,54 @@ def test_report_is_a_table_with_one_row_per_input():
     assert "eps=1e-06" in lines[-1]
 
 
+def _scaled_first_backward(op, out):
+    # d(x * c)/dx = c for every entry, except that entry 0 is given 1.5 c: wrong in one place.
+    (x,) = out._prev
+    g = out.grad * op.c
+    g[0] *= 1.5
+    x._accumulate(g, False)
+
+
+def test_a_gradient_wrong_in_one_entry_of_many_fails_and_is_measured():
+    import numpy as np
+
+    from autograd import Tensor
+
+    scaled = Op("scaled", _scaled_first_backward, c=2.0)
+    x = Tensor([0.5, -1.0, 2.0], requires_grad=True, label="x")
+
+    def f(x):
+        out = record(Tensor(x.data * 2.0), (x,), scaled)
+        out.requires_grad = True
+        return (out * out).sum()  # d/dx = 8x, reported as 12x in entry 0
+
+    report = gradcheck(f, [x], raise_on_failure=False)
+    check = report[0]
+    assert not report.ok and not check.ok
+    np.testing.assert_allclose(check.analytic, [6.0, -8.0, 16.0], rtol=1e-15)
+    np.testing.assert_allclose(check.numeric, [4.0, -8.0, 16.0], rtol=1e-8)
+    assert check.max_abs_error == pytest.approx(2.0, rel=1e-8)  # the worst entry, not a mean
+    assert check.max_rel_error == pytest.approx(0.5, rel=1e-8)  # 2 / |4|
+    row = str(report).splitlines()[2].split()
+    assert row[:4] == ["x", "3", f"|.|={np.linalg.norm([6.0, -8.0, 16.0]):.6g}",
+                       f"|.|={np.linalg.norm([4.0, -8.0, 16.0]):.6g}"]
+    assert row[-1] == "MISMATCH" and float(row[4]) == pytest.approx(2.0, rel=1e-2)
+
+
+def test_default_tolerances_are_those_the_report_states():
+    # Pass when |a - n| <= 1e-5 + 1e-3 |n|: at n = 0.1 the limit is 1.1e-4.
+    report = gradcheck(lambda x: x * 0.1, [Value(1.0)])
+    assert (report.atol, report.rtol, report.eps) == (1e-5, 1e-3, 1e-6)
+    assert str(report).splitlines()[-1] == "(central differences, eps=1e-06; pass: |a-n| <= 1e-05 + 0.001|n|)"
+
+    def off_by(delta):
+        op = Op("off", lambda op, out: setattr(out._p0, "grad", out._p0.grad + out.grad * (0.1 + delta)))
+        return lambda x: record(Value(x.data * 0.1), (x,), op)
+
+    assert gradcheck(off_by(1.0e-4), [Value(1.0)], raise_on_failure=False).ok
+    assert not gradcheck(off_by(1.2e-4), [Value(1.0)], raise_on_failure=False).ok
+
+
 def test_tolerances_are_used():
     # Central differences of x^3 are off by about eps^2 plus rounding: far above 1e-15.
     x = Value(1.5)

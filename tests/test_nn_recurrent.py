@@ -320,6 +320,13 @@ def test_lower_layer_W_hh_gradient_is_the_sum_of_per_step_contributions(engine):
     (y * C).sum().backward()
     numeric = _per_step_finite_differences(model.state_dict(), x, C, "many_to_many", 2, "tanh", layer=0)
     np.testing.assert_allclose(model.grad_dict()["rnn.cells.0.W_hh"], sum(numeric), rtol=0, atol=1e-8)
+    if engine == "tensor":  # and each step's contribution, read off that step's addmm node: H_{t-1}ᵀ g_t
+        W_hh = model.rnn.cells[0].W_hh
+        users = [n for n in topological_order(y) if any(p is W_hh for p in n._prev)]
+        assert [u.scope for u in users] == [("layer 0", f"t={t}") for t in range(1, T + 1)]
+        for step, node, expected in zip(range(1, T + 1), users, numeric):
+            _, h_prev, _ = node._prev
+            np.testing.assert_allclose(h_prev.data.T @ node.grad, expected, rtol=0, atol=1e-8, err_msg=f"t={step}")
 
 
 # --- the unrolled graph ---------------------------------------------------------------------

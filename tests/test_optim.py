@@ -324,8 +324,10 @@ def test_non_parameters_are_rejected(cls, bad, name):
 def test_a_single_tensor_instead_of_a_list_is_rejected(cls):
     # Iterating over one Tensor yields its rows, which are not the parameter: training would
     # silently do nothing.
-    with pytest.raises(TypeError):
-        cls(parameter(np.ones((3, 2)), "tensor"), lr=0.1)
+    for single in (parameter(np.ones((3, 2)), "tensor"), parameter(np.ones((3, 2)), "values"), Value(1.0)):
+        with pytest.raises(TypeError, match=rf"{cls.__name__}: expected a list of parameters "
+                                            r"\(e.g. model.parameters\(\)\), got a single \w+; wrap it in a list"):
+            cls(single, lr=0.1)
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam])

@@ -313,6 +313,15 @@ def test_huge_integers_are_refused_with_their_size():
             Value(x)
 
 
+def test_clip_passes_the_gradient_where_the_input_is_not_limited_boundaries_included():
+    # As the Tensor op: y = clip(x, -1, 1) has dy/dx = 1 for -1 <= x <= 1, else 0.
+    for x, value, slope in ((-2.0, -1.0, 0.0), (-1.0, -1.0, 1.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (2.0, 1.0, 0.0)):
+        v = Value(x)
+        y = v.clip(-1.0, 1.0) * 3.0
+        y.backward()
+        assert (y.data, v.grad) == (3.0 * value, 3.0 * slope)
+
+
 @pytest.mark.parametrize("low, high", [(1.0, 0.0), (math.nan, 1.0), (0.0, math.nan)])
 def test_clip_needs_low_at_most_high_and_no_nan(low, high):
     with pytest.raises(ValueError, match=f"clip: needs numbers low <= high, got low={low}, high={high}"):

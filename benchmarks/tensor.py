@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from autograd import Tensor, addmm, stack
+from autograd.tensor import _sigmoid
 
 from ._common import environment_line, fmt_times, format_table, median, progress, tanh_rnn_states
 
@@ -38,7 +39,7 @@ def _op_cases(rng):
         ("a + v (broadcast)", lambda: A + v, lambda: np.add(a, v)),
         ("a @ b", lambda: A @ B, lambda: np.matmul(a, b)),
         ("tanh(a)", lambda: A.tanh(), lambda: np.tanh(a)),
-        ("sigmoid(a)", lambda: A.sigmoid(), lambda: 1 / (1 + np.exp(-a))),
+        ("sigmoid(a)", lambda: A.sigmoid(), lambda: _sigmoid(a)),  # the stable formula the op wraps
         ("a.sum(axis=0)", lambda: A.sum(axis=0), lambda: np.sum(a, axis=0)),
         ("a[1]", lambda: A[1], lambda: a[1]),
         ("a.reshape(16)", lambda: A.reshape(16), lambda: a.reshape(16)),
@@ -97,16 +98,14 @@ def rnn_numpy(X, W_xh, W_hh, b_h):
     T, m, n_in = X.shape
     H = W_hh.shape[0]
     hs = tanh_rnn_states(X, W_xh, W_hh, b_h)
-    g_hh = np.zeros_like(W_hh)
     deltas = np.empty((T, m, H))
     dh = np.ones((m, H))
-    for t in range(T, 0, -1):
-        delta = dh * (1.0 - hs[t] * hs[t])
-        deltas[t - 1] = delta
-        g_hh += hs[t - 1].T @ delta
-        dh = delta @ W_hh.T
+    for t in range(T, 0, -1):  # only the recurrence step by step
+        delta = np.multiply(dh, 1.0 - hs[t] * hs[t], out=deltas[t - 1])
+        if t > 1:
+            dh = delta @ W_hh.T
     flat = deltas.reshape(T * m, H)
-    return X.reshape(T * m, n_in).T @ flat, g_hh, flat.sum(axis=0)
+    return X.reshape(T * m, n_in).T @ flat, hs[:-1].reshape(T * m, H).T @ flat, flat.sum(axis=0)
 
 
 def rnn_autograd_per_step(X, W_xh0, W_hh0, b_h0):

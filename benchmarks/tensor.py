@@ -58,9 +58,9 @@ def op_overhead(repeats: int, number: int, rng) -> list[list[str]]:
     rows = []
     for name, ours, bare in _op_cases(rng):
         t_ours, t_bare = [], []
-        for _ in range(repeats):
-            t_ours.append(_per_call(ours, number))
-            t_bare.append(_per_call(bare, number))
+        for r in range(repeats):  # taking turns, and turns at going first
+            for fn, times in ((ours, t_ours), (bare, t_bare))[:: 1 if r % 2 == 0 else -1]:
+                times.append(_per_call(fn, number))
         mo, mb = median(t_ours), median(t_bare)
         rows.append([name, f"{mo * 1e6:.2f}", f"{mb * 1e6:.2f}", f"{(mo - mb) * 1e6:.2f}", fmt_times(mo / mb)])
     return rows

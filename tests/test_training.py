@@ -297,6 +297,20 @@ def test_a_finite_loss_with_a_non_finite_gradient_stops_before_updating(engine):
     assert_dicts_close(net.state_dict(), stepped(start, grads0))  # only the first chunk's step
 
 
+def test_the_first_chunk_starts_from_h0_and_the_next_from_the_carried_state():
+    x, target = data(T=4, m=3)
+    h0 = np.random.default_rng(9).standard_normal((1, 3, 3))  # (layers, m, hidden)
+    net = model()
+    rec = Recorder()
+    losses = nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2, h0=h0,
+                                on_chunk=rec)
+    first, grads, h = numpy_chunk(rec.params[0], x[:2], target[:2], h0[0])
+    second, _, _ = numpy_chunk(rec.params[1], x[2:], target[2:], h)
+    assert losses == pytest.approx([first, second], rel=1e-13)
+    assert_dicts_close(rec.grads[0], grads)
+    assert losses[0] != pytest.approx(numpy_chunk(rec.params[0], x[:2], target[:2], np.zeros((3, 3)))[0])
+
+
 def test_a_list_sequence_is_accepted_and_a_target_without_a_time_axis_is_named():
     x, target = data(T=4)
     a, b = model(), model()

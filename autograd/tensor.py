@@ -242,7 +242,7 @@ class Tensor(Node):
                 "gradients. Use autograd.stack / autograd.concat to join Tensors, or t.data "
                 "for plain numbers"
             )
-        data = np.asarray(self.data)  # a 0-d result may hold a numpy scalar
+        data = self.data
         if dtype is not None and data.dtype != np.dtype(dtype):
             if copy is False:
                 raise ValueError(f"Tensor of dtype {data.dtype} as {np.dtype(dtype)} needs a copy")
@@ -255,7 +255,7 @@ class Tensor(Node):
         return bool(self.data.reshape(()).item())
 
     def __float__(self) -> float:
-        return float(self.item())
+        return self.item()
 
     def item(self) -> float:
         if self.data.size != 1:

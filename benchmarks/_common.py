@@ -66,14 +66,16 @@ def reply(**result) -> None:
     print(json.dumps(result), flush=True)
 
 
-def interleaved(engines: list[str], repeats: int, measure, label: str = "") -> dict[str, list]:
+def interleaved(engines: list[str], repeats: int, measure, label: str | None = "") -> dict[str, list]:
     """``measure(engine)`` ``repeats`` times per engine, in rounds whose starting engine rotates.
 
-    Returns ``{engine: [result of round 0, round 1, ...]}``.
+    Returns ``{engine: [result of round 0, round 1, ...]}``. Each round is reported on stderr
+    under ``label``, unless it is None.
     """
     results: dict[str, list] = {engine: [] for engine in engines}
     for r in range(repeats):
-        progress(f"{label} round {r + 1}/{repeats}")
+        if label is not None:
+            progress(f"{label} round {r + 1}/{repeats}")
         k = r % len(engines)
         for engine in engines[k:] + engines[:k]:
             results[engine].append(measure(engine))

@@ -22,7 +22,7 @@ import numpy as np
 from autograd import Tensor, addmm, stack
 from autograd.tensor import _sigmoid
 
-from ._common import environment_line, fmt_times, format_table, median, progress, tanh_rnn_states
+from ._common import environment_line, fmt_times, format_table, interleaved, median, tanh_rnn_states
 
 GOAL = 1.25
 
@@ -57,11 +57,9 @@ def _per_call(fn, number: int) -> float:
 def op_overhead(repeats: int, number: int, rng) -> list[list[str]]:
     rows = []
     for name, ours, bare in _op_cases(rng):
-        t_ours, t_bare = [], []
-        for r in range(repeats):  # taking turns, and turns at going first
-            for fn, times in ((ours, t_ours), (bare, t_bare))[:: 1 if r % 2 == 0 else -1]:
-                times.append(_per_call(fn, number))
-        mo, mb = median(t_ours), median(t_bare)
+        fns = {"ours": ours, "bare": bare}
+        times = interleaved(list(fns), repeats, lambda which, fns=fns: _per_call(fns[which], number), label=None)
+        mo, mb = median(times["ours"]), median(times["bare"])
         rows.append([name, f"{mo * 1e6:.2f}", f"{mb * 1e6:.2f}", f"{(mo - mb) * 1e6:.2f}", fmt_times(mo / mb)])
     return rows
 
@@ -145,14 +143,14 @@ def rnn_comparison(repeats: int, ours, reference, T: int, m: int, n_in: int, n_h
     the largest relative difference between their gradients."""
     problem = rnn_problem(T, m, n_in, n_h)
     err = max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(ours(*problem), reference(*problem)))
-    times = {"ours": [], "reference": []}
-    for r in range(repeats):
-        progress(f"{ours.__name__} round {r + 1}/{repeats}")
-        order = [("ours", ours), ("reference", reference)]
-        for name, fn in order if r % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
-            fn(*problem)
-            times[name].append(time.perf_counter() - t0)
+    fns = {"ours": ours, "reference": reference}
+
+    def timed(which):
+        t0 = time.perf_counter()
+        fns[which](*problem)
+        return time.perf_counter() - t0
+
+    times = interleaved(list(fns), repeats, timed, ours.__name__)
     return median(times["ours"]), median(times["reference"]), err
 
 

@@ -154,6 +154,22 @@ def fmt_times(x: float) -> str:
     return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
 
 
+def aligned(a):
+    """A copy of the array ``a`` whose data starts at a multiple of 64 bytes, as the data of
+    every Tensor the constructor makes does (``autograd.tensor.ALIGNMENT``).
+
+    NOTE: the numpy references get their weights this way. OpenBLAS multiplies by a
+    misaligned right-hand matrix more slowly (an RNN step's H_{t-1} W_hh took 17.5 µs
+    instead of 13), and numpy's arrays start at multiples of 16 bytes wherever its
+    allocator puts them: a reference run on its weights as they come would be measured
+    with that luck, good or bad, against the engine's aligned parameters."""
+    from autograd.tensor import _aligned_empty
+
+    out = _aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def tanh_rnn_states(X, W_xh, W_hh, b_h):
     """The reference forward both RNN benchmarks hand-write in numpy: the input products of
     all steps as one product, then H_t = tanh(xw_t + H_{t-1} W_hh) step by step.

@@ -15,7 +15,9 @@ backward, float64. Three implementations, measured side by side in one run:
   nodes), engine against engine;
 * numpy written the fast way, with a hand-derived BPTT: the input projections, the readout
   and the weight gradients of all steps as single matrix products, only the recurrence
-  (forward, and the δ_t backward) step by step.
+  (forward, and the δ_t backward) step by step; its weights start at multiples of 64 bytes,
+  as the engine's parameters do (``_common.aligned``), so neither side gets the faster
+  products by the luck of where numpy put an array.
 
 Every implementation is timed in fresh processes, in interleaved rounds. PyTorch gets
 processes of its own: its worker threads keep spinning after it returns, and in a shared
@@ -39,7 +41,17 @@ import numpy as np
 
 import nn
 
-from ._common import environment_line, fmt_times, format_table, median, progress, reply, run_worker, tanh_rnn_states
+from ._common import (
+    aligned,
+    environment_line,
+    fmt_times,
+    format_table,
+    median,
+    progress,
+    reply,
+    run_worker,
+    tanh_rnn_states,
+)
 
 GOAL_TORCH, GOAL_NUMPY = 0.75, 1.25
 GOAL_LINEAR = 1.15  # unrollgrad's growth of time per step in T over numpy's (see linearity)
@@ -175,7 +187,7 @@ def worker(names: str, T: int, m: int, n_in: int, n_h: int, n_out: int, runs: in
     alternates too."""
     model, X, target = problem(T, m, n_in, n_h, n_out)
     sd = model.state_dict()
-    weights = [sd[k] for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
+    weights = [aligned(sd[k]) for k in ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")]
     ref_loss, ref_grads = run_numpy(weights, X, target)
     runners, out = {}, {}
     for name in names.split("+"):

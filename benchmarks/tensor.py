@@ -8,7 +8,8 @@
     against the same computation hand-written in numpy with a hand-derived backward, in two
     formulations, each the same on both sides: as nn.RNN composes it (the input products of
     all steps as one product) and naively (8 ops per step).
-Both sides run in the same process, interleaved, and the medians are compared.
+Both sides run in the same process, interleaved, and the medians are compared; both get
+their weights 64-byte aligned (``_common.aligned``), as the engine's parameters are.
 Goal: the Tensor RNN, as nn.RNN composes it, at most 1.25x the hand-written numpy time.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 from autograd import Tensor, addmm, stack
 from autograd.tensor import _sigmoid
 
-from ._common import environment_line, fmt_times, format_table, interleaved, median, tanh_rnn_states
+from ._common import aligned, environment_line, fmt_times, format_table, interleaved, median, tanh_rnn_states
 
 GOAL = 1.25
 
@@ -141,7 +142,7 @@ def rnn_numpy_per_step(X, W_xh, W_hh, b_h):
 def rnn_comparison(repeats: int, ours, reference, T: int, m: int, n_in: int, n_h: int):
     """Median seconds of ``ours`` and ``reference`` on the same problem, interleaved, and
     the largest relative difference between their gradients."""
-    problem = rnn_problem(T, m, n_in, n_h)
+    problem = [aligned(a) for a in rnn_problem(T, m, n_in, n_h)]
     err = max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(ours(*problem), reference(*problem)))
     fns = {"ours": ours, "reference": reference}
 

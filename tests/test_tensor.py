@@ -43,6 +43,26 @@ def test_data_is_copied_and_float64_by_default():
     assert t.grad is None and not t.requires_grad and t.is_leaf
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 5), (4, 0, 2), (2, 3, 4)])
+def test_data_starts_on_a_64_byte_boundary(dtype, shape):
+    # OpenBLAS multiplies by a misaligned right-hand matrix more slowly, and every
+    # parameter is made by the constructor: its data starts at a multiple of 64 bytes.
+    from autograd.tensor import ALIGNMENT
+
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal(shape).astype(dtype)
+    for given in (source, source.T, source.tolist()):  # contiguous, transposed, a list
+        t = Tensor(given, dtype=dtype)
+        assert t.dtype == dtype and t.shape == np.shape(given) and t.data.flags.c_contiguous
+        np.testing.assert_array_equal(t.data, np.asarray(given, dtype=dtype))
+        if t.data.size:
+            assert t.data.ctypes.data % ALIGNMENT == 0
+            assert not np.shares_memory(t.data, source)
+    cast = Tensor(source.astype(np.float64), dtype=dtype)  # a cast lands on the boundary too
+    np.testing.assert_array_equal(cast.data, source)
+
+
 @pytest.mark.parametrize("data", [np.array([1, -2, 3], dtype=np.int32), np.array([1, -2, 3], dtype=np.int64),
                                   np.array([1, 2, 3], dtype=np.uint8), [1, -2, 3]], ids=str)
 def test_integers_are_cast_to_float64(data):
@@ -756,7 +776,7 @@ def test_stack_and_concat_share_storage_with_the_results_of_ops_only():
         assert np.shares_memory(s.data, out.data)
         np.testing.assert_array_equal(s.data, b)
     assert not np.shares_memory(const.data, out.data)  # a leaf keeps its own array
-    assert view.data.base is x.data  # a view stays a view of what it was
+    assert np.shares_memory(view.data, x.data) and not np.shares_memory(view.data, out.data)  # still a view of x
     assert narrow.data.dtype == np.float32 and not np.shares_memory(narrow.data, out.data)
     w = rng.standard_normal(out.shape)
     (out * w).sum().backward()
@@ -862,6 +882,54 @@ def test_a_weight_used_at_every_step_gets_its_gradient_as_one_product(monkeypatc
     assert not seen
     np.testing.assert_allclose(W1.grad, W.grad / 2, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(x1.grad, x.grad / 2, rtol=1e-13, atol=1e-14)
+
+
+def test_a_weight_multiplied_at_every_step_is_transposed_once_per_pass(monkeypatch):
+    # Backward's g Wᵀ uses a contiguous copy of Wᵀ from the _COPY_AFTER-th product by the
+    # same W on: the same gradients (to rounding), and a copy that lives for one pass only,
+    # so a W changed in place between passes (an optimizer step) is seen by the next one.
+    import autograd.tensor as tensor_module
+
+    rng = np.random.default_rng(10)
+    T, m, H = 7, 3, 5
+    W0, xw0, C = rng.standard_normal((H, H)) * 0.5, rng.standard_normal((T, m, H)), rng.standard_normal((T, m, H))
+
+    def run(W):
+        W0, h0 = W.data, leaf(np.zeros((m, H)))
+        W.grad = None
+        hs = [h0]
+        for t in range(T):
+            hs.append(addmm(Tensor(xw0[t]), hs[-1], W).tanh())
+        (stack(hs[1:]) * C).sum().backward()
+        # by hand: δ_t = (C_t + δ_{t+1} Wᵀ) ⊙ (1 - H_t²), from the last step back
+        states = [h.data for h in hs]
+        delta, d_h = None, C[T - 1]
+        gW, gh = np.zeros((H, H)), [None] * (T + 1)
+        for t in range(T, 0, -1):
+            delta = d_h * (1.0 - states[t] ** 2)
+            gW += states[t - 1].T @ delta
+            gh[t - 1] = delta @ W0.T
+            d_h = C[t - 2] + gh[t - 1] if t > 1 else None
+        np.testing.assert_allclose(W.grad, gW, rtol=1e-13, atol=1e-14)
+        for h, g in zip(hs[1:-1], gh[1:-1]):  # every interior state's gradient, dL/dH_t
+            np.testing.assert_allclose(h.grad, g + C[hs.index(h) - 1], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(h0.grad, gh[0], rtol=1e-13, atol=1e-14)
+        assert not tensor_module._TRANSPOSED  # dropped at the end of the pass
+
+    used = []
+    transposed = tensor_module._transposed
+    monkeypatch.setattr(tensor_module, "_transposed", lambda b: used.append((b, transposed(b))) or used[-1][1])
+    W = leaf(W0)
+    run(W)
+    assert len(used) == T  # one product g Wᵀ per step
+    views = [np.shares_memory(bt, b) for b, bt in used]
+    k = tensor_module._COPY_AFTER - 1
+    assert views == [True] * k + [False] * (T - k)  # the first few by the view, the rest by one copy
+    assert len({id(bt) for _, bt in used[k:]}) == 1
+    W.data += 1.0  # in place, as an optimizer writes
+    used.clear()
+    run(W)  # the same W, whose gradients are checked against its new numbers
+    assert len({id(bt) for _, bt in used[k:]}) == 1
 
 
 @pytest.mark.parametrize("products_first", [True, False])

@@ -800,6 +800,77 @@ def _pairs_sum(pairs):
     return sum(a.T @ g for a, g in pairs)
 
 
+ACTIVATIONS = {
+    "tanh": (lambda z: z.tanh(), lambda h, z: 1.0 - h * h),
+    "sigmoid": (lambda z: z.sigmoid(), lambda h, z: h * (1.0 - h)),
+    "relu": (lambda z: z.relu(), lambda h, z: (z > 0).astype(float)),
+    "exp": (lambda z: (z * 0.1).exp(), None),  # d/dz exp(z/10) = h/10, through the * node
+}
+
+
+@pytest.mark.parametrize("other", ["none", "early", "late", "leaf"])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_the_rows_of_stacked_steps_join_without_a_copy(name, other):
+    # h_t = f(xw[t] + h_{t-1} W), states stacked: each step's elementwise VJP writes its
+    # input's gradient into the same place of the stacked states' twin, so the rows of
+    # xw's gradient lie side by side and are joined without a copy. Another gradient for
+    # xw, from a use made before the steps (it arrives after their rows) or after them
+    # (it arrives first), is added out of place: the steps' own gradients, which the
+    # rows are, stay as they were. A leaf xw gets a gradient of its own.
+    import autograd.tensor as tensor_module
+
+    f, f_prime = ACTIVATIONS[name]
+    rng = np.random.default_rng(11)
+    T, m, H = 5, 3, 4
+    x0, W0, C = rng.standard_normal((T * m, H)), rng.standard_normal((H, H)) * 0.5, rng.standard_normal((T, m, H))
+    x, W = leaf(x0), leaf(W0)
+    xw = leaf(x0.reshape(T, m, H)) if other == "leaf" else (x * 1.0).reshape(T, m, H)
+    loss = (xw * 2.0).sum() if other == "early" else None
+    h, pre, states = Tensor(np.zeros((m, H))), [], []
+    for t in range(T):
+        pre.append(addmm(xw[t], h, W))
+        h = f(pre[-1])
+        states.append(h)
+    steps = (stack(states) * C).sum()
+    loss = steps if loss is None else loss + steps
+    if other == "late":
+        loss = loss + (xw * 2.0).sum()
+    loss.backward()
+    # by hand: dL/dpre_t = (C_t + dL/dpre_{t+1} Wᵀ) ⊙ f'(pre_t), from the last step back
+    expected, d_next = [None] * T, np.zeros((m, H))
+    for t in range(T - 1, -1, -1):
+        hd, z = states[t].data, pre[t].data
+        local = f_prime(hd, z) if f_prime else 0.1 * hd
+        expected[t] = (C[t] + d_next @ W0.T) * local
+        d_next = expected[t]
+    for p, e in zip(pre, expected):
+        np.testing.assert_allclose(p.grad, e, rtol=1e-13, atol=1e-14)
+    rows = np.stack(expected) + (2.0 if other in ("early", "late") else 0.0)
+    np.testing.assert_allclose(xw.grad, rows, rtol=1e-13, atol=1e-14)
+    if other != "leaf":
+        np.testing.assert_allclose(x.grad, rows.reshape(T * m, H), rtol=1e-13, atol=1e-14)
+        assert not np.shares_memory(x.grad, xw.grad)  # a leaf's gradient is its own
+    shared = [np.shares_memory(xw.grad, p.grad) for p in pre]
+    # exp's VJP feeds the * node in front of it, not addmm, so nothing joins there
+    assert shared == [other == "none" and name != "exp"] * T
+    assert not tensor_module._TWINS
+
+
+def test_a_twin_is_made_only_for_arrays_stack_shared():
+    # An op result whose data was set to a piece of some other array by hand gets an
+    # array of its own for its VJP, not a twin of that whole array.
+    import autograd.tensor as tensor_module
+
+    big = np.zeros((1000, 4))
+    z = leaf(np.ones(4))
+    h = z.tanh()
+    h.data = big[3]  # as if stacked, but by hand
+    (h * 2.0).sum().backward()
+    np.testing.assert_allclose(z.grad, 2.0 * (1.0 - big[3] ** 2))
+    fresh = tensor_module._fresh_like(big[3])
+    assert fresh.base is None and fresh.shape == (4,)
+
+
 def test_runs_join_consecutive_pieces_and_nothing_else():
     from autograd.tensor import _runs
 

@@ -856,6 +856,34 @@ def test_the_rows_of_stacked_steps_join_without_a_copy(name, other):
     assert not tensor_module._TWINS
 
 
+def test_no_twin_is_made_past_the_size_malloc_keeps_on_its_heap(monkeypatch):
+    # A stacked array of _TWIN_BYTES or more gets no twin: the rows are stacked as before,
+    # with the same gradients.
+    import autograd.tensor as tensor_module
+
+    rng = np.random.default_rng(12)
+    T, m, H = 4, 2, 3
+    x0, W0 = rng.standard_normal((T, m, H)), rng.standard_normal((H, H)) * 0.5
+
+    def run():
+        x, W = leaf(x0), leaf(W0)
+        xw = x * 1.0
+        h, states, pre = Tensor(np.zeros((m, H))), [], []
+        for t in range(T):
+            pre.append(addmm(xw[t], h, W))
+            h = pre[-1].tanh()
+            states.append(h)
+        stack(states).sum().backward()
+        return xw.grad, [p.grad for p in pre]
+
+    joined, steps = run()
+    assert all(np.shares_memory(joined, g) for g in steps)
+    monkeypatch.setattr(tensor_module, "_TWIN_BYTES", T * m * H * 8)  # this stack's size: no twin
+    stacked, steps = run()
+    assert not any(np.shares_memory(stacked, g) for g in steps)
+    np.testing.assert_array_equal(stacked, joined)
+
+
 def test_a_twin_is_made_only_for_arrays_stack_shared():
     # An op result whose data was set to a piece of some other array by hand gets an
     # array of its own for its VJP, not a twin of that whole array.

@@ -75,7 +75,10 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     benchmark machine a (32 x 128) @ (128 x 128) product, an RNN step's H_{t-1} W_hh, took
     13 µs with W_hh at a multiple of 64 bytes and 17.5 µs at any other multiple of 16,
     whatever the other operands' places. Parameters are made by the constructor, so every
-    step of every layer gets the faster product.
+    step of every layer gets the faster product. NOTE: a ``copy.deepcopy`` or pickle of a
+    Tensor holds the array numpy made for it, wherever that starts (the numbers are the
+    same; only the speed differs); ``load_state_dict`` into a model made anew writes into
+    its aligned parameters.
     """
     dtype = np.dtype(dtype)
     size = math.prod(shape)
@@ -216,7 +219,10 @@ class Tensor(Node):
             g = _unbroadcast(g, shape)
             aliased = False
         if buf is None:
-            if g.dtype != self.data.dtype or (aliased and self._p0 is None):
+            # A leaf keeps an array of its own: not another node's, and not a piece of a
+            # larger array (a twin's, see _fresh_like), which it would keep alive.
+            if g.dtype != self.data.dtype or (self._p0 is None and (
+                    aliased or (g.base is not None and g.base.nbytes > g.nbytes))):
                 g = g.astype(self.data.dtype)
                 aliased = False
             self.grad = g
@@ -1090,8 +1096,10 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
     every one of them at the end of the pass: without that copy a T=100, 128-unit RNN's
     forward + backward took 3 to 4% less time (``benchmarks.rnn``, taking turns).
 
-    A twin of ``_TWIN_BYTES`` or more (the size from which malloc maps fresh memory for
-    each allocation instead of reusing its heap, see :mod:`autograd.memory`) is not made:
+    A twin of ``_TWIN_BYTES`` or more (32 MB: the size from which malloc maps fresh memory
+    for each allocation instead of reusing its heap, once :mod:`autograd.memory` has set
+    it; where those settings are off or do not apply, malloc's own threshold starts lower
+    and grows as memory is freed, and a smaller twin may be fresh memory too) is not made:
     its pages would be faulted in anew while every pass writes them, where the arrays of
     the steps come from the heap the process keeps. At 512 units and T = 1000 (a twin of
     131 MB), backward right after a numpy run took 1.0 s with the twin and 0.55 s without.

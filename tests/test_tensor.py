@@ -884,6 +884,20 @@ def test_no_twin_is_made_past_the_size_malloc_keeps_on_its_heap(monkeypatch):
     np.testing.assert_array_equal(stacked, joined)
 
 
+def test_a_leaf_stacked_through_an_elementwise_op_keeps_a_gradient_of_its_own():
+    # p.tanh() stacked with other states: p's gradient would be a piece of the pass's twin,
+    # which would keep every other state's gradient alive; a leaf copies it.
+    rng = np.random.default_rng(13)
+    p = leaf(rng.standard_normal((2, 3)))
+    others = leaf(rng.standard_normal((6, 2, 3))) * 1.0
+    states = [p.tanh()] + [others[i].tanh() for i in range(6)]
+    C = rng.standard_normal((7, 2, 3))
+    (stack(states) * C).sum().backward()
+    np.testing.assert_allclose(p.grad, C[0] * (1.0 - np.tanh(p.data) ** 2), rtol=1e-14)
+    assert p.grad.base is None or p.grad.base.nbytes == p.grad.nbytes
+    assert not any(np.shares_memory(p.grad, s.grad) for s in states)
+
+
 def test_a_twin_is_made_only_for_arrays_stack_shared():
     # An op result whose data was set to a piece of some other array by hand gets an
     # array of its own for its VJP, not a twin of that whole array.

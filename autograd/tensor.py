@@ -74,11 +74,11 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     NOTE: OpenBLAS multiplies by a misaligned right-hand matrix more slowly: on the
     benchmark machine a (32 x 128) @ (128 x 128) product, an RNN step's H_{t-1} W_hh, took
     13 µs with W_hh at a multiple of 64 bytes and 17.5 µs at any other multiple of 16,
-    whatever the other operands' places. Parameters are made by the constructor, so every
-    step of every layer gets the faster product. NOTE: a ``copy.deepcopy`` or pickle of a
-    Tensor holds the array numpy made for it, wherever that starts (the numbers are the
-    same; only the speed differs); ``load_state_dict`` into a model made anew writes into
-    its aligned parameters.
+    whatever the other operands' places (13.8 and 21.7 µs inside the benchmark RNN's
+    forward). Parameters are made by the constructor, so every step of every layer gets
+    the faster product. A ``copy.deepcopy`` or pickle of a Tensor holds the array numpy
+    made for it, wherever that starts (the numbers are the same; only the speed differs);
+    ``load_state_dict`` into a model made anew writes into its aligned parameters.
     """
     dtype = np.dtype(dtype)
     size = math.prod(shape)
@@ -943,7 +943,8 @@ def _transposed(b: np.ndarray) -> np.ndarray:
 
     NOTE: OpenBLAS multiplies by a transposed view more slowly than by a contiguous,
     aligned matrix: on the benchmark machine g W_hhᵀ for a (32 x 128) g took 21 µs by the
-    view and 13.6 µs by the copy, which costs 15 µs to make; an RNN's backward makes this
+    view and 13.6 µs by the copy (14.6 µs inside the benchmark RNN's backward), which costs
+    15 µs to make; an RNN's backward makes this
     product once per step with the same W_hh. A weight used once or twice per pass (a
     layer's) is not copied. At 512 units, where the copy costs about as much as a hundred
     products save, it is not made either (``b.size`` past 2**16).
@@ -1094,7 +1095,7 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
     join without a copy (:func:`_joined`), and the gᵢ of W_hh's kept products
     (:class:`_Products`) are one array as they come. Stacking those rows instead copied
     every one of them at the end of the pass: without that copy a T=100, 128-unit RNN's
-    forward + backward took 3 to 4% less time (``benchmarks.rnn``, taking turns).
+    forward + backward took 2 to 4% less time (``benchmarks.rnn``, taking turns).
 
     A twin of ``_TWIN_BYTES`` or more (32 MB: the size from which malloc maps fresh memory
     for each allocation instead of reusing its heap, once :mod:`autograd.memory` has set

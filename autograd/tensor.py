@@ -821,7 +821,12 @@ def _stretch(run, i: int, k: int) -> np.ndarray:
     x = run[0][i]
     base = run[0][2 + i][0]
     start = min(run[0][2 + i][1], run[-1][2 + i][1]) // x.itemsize
-    return base.reshape(-1)[start:start + k * x.size].reshape(k * x.shape[0], *x.shape[1:])
+    return _span(base, start, (k * x.shape[0], *x.shape[1:]))
+
+
+def _span(base: np.ndarray, start: int, shape: tuple) -> np.ndarray:
+    """The view of ``base``'s items from ``start`` on (in its memory order) as ``shape``."""
+    return base.reshape(-1)[start:start + math.prod(shape)].reshape(shape)
 
 
 def _piece(x, starts: dict):
@@ -1072,8 +1077,7 @@ def _joined(rows, shape):
         place = _piece(row, starts)
         if place is None or place[0] is not base or place[1] != offset + i * first.nbytes:
             return None
-    start = offset // first.itemsize
-    return base.reshape(-1)[start:start + math.prod(shape)].reshape(shape)
+    return _span(base, offset // first.itemsize, shape)
 
 
 # Arrays that stack or concat made and lent pieces of to their inputs (_share_storage),
@@ -1110,15 +1114,16 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
         return np.empty_like(out)
     twin = _TWINS.get(id(base))
     if twin is None or twin[0] is not base:
-        start = _address(base)
-        if _SHARED.get(id(base)) is not base or start is None or base.nbytes >= _TWIN_BYTES:
+        if _SHARED.get(id(base)) is not base or base.nbytes >= _TWIN_BYTES:
             return np.empty_like(out)
-        twin = _TWINS[id(base)] = (base, _aligned_empty(base.shape, base.dtype).reshape(-1), start)
+        start = _address(base)
+        if start is None:
+            return np.empty_like(out)
+        twin = _TWINS[id(base)] = (base, _aligned_empty(base.shape, base.dtype), start)
     here = _address(out)
     if here is None:
         return np.empty_like(out)
-    start = (here - twin[2]) // out.itemsize
-    return twin[1][start:start + out.size].reshape(out.shape)
+    return _span(twin[1], (here - twin[2]) // out.itemsize, out.shape)
 
 
 def _tanh_vjp(g, out, a):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import time
 import weakref
 from numbers import Number
 
@@ -917,7 +918,7 @@ def _matmul_grad(which, g, a, b):
     """The gradient of ``a @ b`` for ``a`` (``which`` = 0) or ``b`` (1), given ``g``."""
     if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x; xᵀ g for W, kept as the pair if large
         if which == 0:
-            return g @ _transposed(b)
+            return g @ _transposed(b, g)
         if g.ndim == 2 and a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
             return _Product(a, g)
         return a.T @ g
@@ -936,23 +937,29 @@ def _matmul_grad(which, g, a, b):
     return gb[..., 0] if b.ndim == 1 else gb
 
 
-# During a pass: id(W) -> [W, products g Wᵀ so far, Wᵀ as an aligned C-contiguous copy or
-# None]; see _transposed. Emptied at the end of every pass, before anything can change W.
+# During a pass: id(W) -> [W, products g Wᵀ so far, what they use from then on (the view
+# or an aligned C-contiguous copy of Wᵀ), or None]; see _transposed. Emptied at the end of
+# every pass, before anything can change W.
 _TRANSPOSED: dict = {}
-_COPY_AFTER = 4  # products by the same W before its transpose is copied
+_COPY_AFTER = 4  # products by the same W before the way to multiply by Wᵀ is settled
+# (shape of g, shape of W, dtype) -> whether g Wᵀ is faster by a copy of Wᵀ than by the view,
+# measured once per process: see _copy_is_faster.
+_COPY_FASTER: dict = {}
 
 
-def _transposed(b: np.ndarray) -> np.ndarray:
-    """``b.T``, for a product g bᵀ of backward: from the ``_COPY_AFTER``-th such product
-    of one pass on, a C-contiguous copy of it, made once and used by the rest.
+def _transposed(b: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``b.T``, for a product g bᵀ of backward; from the ``_COPY_AFTER``-th such product of
+    one pass on, an aligned C-contiguous copy of it instead, made once and used by the
+    rest, where that multiplies faster on this machine (:func:`_copy_is_faster`).
 
-    NOTE: OpenBLAS multiplies by a transposed view more slowly than by a contiguous,
-    aligned matrix: on the benchmark machine g W_hhᵀ for a (32 x 128) g took 21 µs by the
-    view and 13.6 µs by the copy (14.6 µs inside the benchmark RNN's backward), which costs
-    15 µs to make; an RNN's backward makes this
-    product once per step with the same W_hh. A weight used once or twice per pass (a
-    layer's) is not copied. At 512 units, where the copy costs about as much as a hundred
-    products save, it is not made either (``b.size`` past 2**16).
+    NOTE: which is faster depends on the processor. On the machine of the earlier
+    measurements g W_hhᵀ for a (32 x 128) g took 21 µs by the transposed view and 13.6 µs
+    by the copy (14.6 µs inside the benchmark RNN's backward), which costs 15 µs to make;
+    on an AMD EPYC measured later, 14.1 µs by the view and 15.2 µs by the copy, which made
+    the benchmark RNN's forward + backward 2% slower. An RNN's backward makes this product
+    once per step with the same W_hh. A weight used once or twice per pass (a layer's) is
+    not copied. At 512 units, where the copy costs about as much as a hundred products
+    save, it is not made either (``b.size`` past 2**16).
     """
     if b.size > 1 << 16 or not b.flags.c_contiguous:
         return b.T
@@ -964,9 +971,39 @@ def _transposed(b: np.ndarray) -> np.ndarray:
         entry[1] += 1
         if entry[1] < _COPY_AFTER:
             return b.T
-        entry[2] = _aligned_empty(b.shape[::-1], b.dtype)
-        np.copyto(entry[2], b.T)
+        key = (g.shape, b.shape, b.dtype.str)
+        faster = _COPY_FASTER.get(key)
+        if faster is False:
+            entry[2] = b.T
+        else:
+            copy = _aligned_empty(b.shape[::-1], b.dtype)
+            np.copyto(copy, b.T)
+            if faster is None:
+                faster = _COPY_FASTER[key] = _copy_is_faster(g, b.T, copy)
+            entry[2] = copy if faster else b.T
     return entry[2]
+
+
+def _copy_is_faster(g: np.ndarray, view: np.ndarray, copy: np.ndarray, rounds: int = 3,
+                    clock=time.perf_counter) -> bool:
+    """Whether ``g @ copy`` runs faster than ``g @ view`` (the same matrix), by the fastest of
+    ``rounds`` products each, taking turns.
+
+    NOTE: the choice is made by measuring, so two processes may choose differently; the
+    numbers do not depend on it. The copy is taken only if both products give the same
+    bits here (OpenBLAS packs either layout into the same blocks before multiplying, so its
+    matrix products do; a 1-row g goes to another routine, whose two layouts sum in different
+    orders): otherwise every process keeps the view, and runs stay reproducible.
+    """
+    if g.ndim != 2 or g.shape[0] < 2 or not np.array_equal(g @ view, g @ copy, equal_nan=True):
+        return False
+    best = {"view": math.inf, "copy": math.inf}
+    for _ in range(rounds):
+        for name, b in (("view", view), ("copy", copy)):
+            start = clock()
+            g @ b
+            best[name] = min(best[name], clock() - start)
+    return best["copy"] < best["view"]
 
 
 def _addmm_grad(which, g, a, b):

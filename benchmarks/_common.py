@@ -112,9 +112,24 @@ def environment_line(*packages: str) -> str:
             parts.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             parts.append(f"{name} not installed")
-    parts.append(f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs")
+    parts.append(f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()})")
     parts.append(datetime.date.today().isoformat())
     return ", ".join(parts)
+
+
+def cpu_model() -> str:
+    """The processor's name, as the system reports it. NOTE: it belongs beside the figures:
+    the relative speed of BLAS products in different layouts, which some of the engine's
+    choices rest on, differs between processors (see the README's speed section)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "processor unknown"
 
 
 def format_table(title: str, header: list[str], rows: list[list[str]], markdown: bool = False) -> str:

@@ -997,11 +997,17 @@ def test_a_weight_used_at_every_step_gets_its_gradient_as_one_product(monkeypatc
     np.testing.assert_allclose(x1.grad, x.grad / 2, rtol=1e-13, atol=1e-14)
 
 
-def test_a_weight_multiplied_at_every_step_is_transposed_once_per_pass(monkeypatch):
+@pytest.mark.parametrize("copy_is_faster", [True, False])
+def test_a_weight_multiplied_at_every_step_is_transposed_once_per_pass(monkeypatch, copy_is_faster):
     # Backward's g Wᵀ uses a contiguous copy of Wᵀ from the _COPY_AFTER-th product by the
-    # same W on: the same gradients (to rounding), and a copy that lives for one pass only,
-    # so a W changed in place between passes (an optimizer step) is seen by the next one.
+    # same W on, where the copy multiplies faster (else the view throughout): the same
+    # gradients (to rounding), and a copy that lives for one pass only, so a W changed in
+    # place between passes (an optimizer step) is seen by the next one.
     import autograd.tensor as tensor_module
+
+    monkeypatch.setattr(tensor_module, "_COPY_FASTER", {})
+    asked = []
+    monkeypatch.setattr(tensor_module, "_copy_is_faster", lambda g, view, copy: asked.append(g.shape) or copy_is_faster)
 
     rng = np.random.default_rng(10)
     T, m, H = 7, 3, 5
@@ -1031,18 +1037,53 @@ def test_a_weight_multiplied_at_every_step_is_transposed_once_per_pass(monkeypat
 
     used = []
     transposed = tensor_module._transposed
-    monkeypatch.setattr(tensor_module, "_transposed", lambda b: used.append((b, transposed(b))) or used[-1][1])
+    monkeypatch.setattr(tensor_module, "_transposed",
+                        lambda b, g: used.append((b, transposed(b, g))) or used[-1][1])
     W = leaf(W0)
     run(W)
     assert len(used) == T  # one product g Wᵀ per step
     views = [np.shares_memory(bt, b) for b, bt in used]
     k = tensor_module._COPY_AFTER - 1
-    assert views == [True] * k + [False] * (T - k)  # the first few by the view, the rest by one copy
-    assert len({id(bt) for _, bt in used[k:]}) == 1
+    # the first few by the view, the rest by one copy or all by the view
+    assert views == [True] * k + [not copy_is_faster] * (T - k)
+    if copy_is_faster:
+        assert len({id(bt) for _, bt in used[k:]}) == 1
     W.data += 1.0  # in place, as an optimizer writes
     used.clear()
     run(W)  # the same W, whose gradients are checked against its new numbers
-    assert len({id(bt) for _, bt in used[k:]}) == 1
+    if copy_is_faster:
+        assert len({id(bt) for _, bt in used[k:]}) == 1
+    assert asked == [(m, H)]  # measured once per process for the shapes, not once per pass
+
+
+def test_the_copy_of_a_transpose_is_taken_where_it_is_faster_and_rounds_the_same():
+    from autograd.tensor import _copy_is_faster
+
+    rng = np.random.default_rng(11)
+    g, W = rng.standard_normal((6, 5)), rng.standard_normal((4, 5))
+    copy = np.ascontiguousarray(W.T)
+
+    # the layout whose products take less time on the clock is chosen
+    assert _copy_is_faster(g, W.T, copy, clock=_Clock({"copy": 1.0, "view": 2.0}))
+    assert not _copy_is_faster(g, W.T, copy, clock=_Clock({"copy": 2.0, "view": 1.0}))
+    # a 1-row g (a matrix-vector product, summed in another order per layout): always the view
+    assert not _copy_is_faster(g[:1], W.T, copy, clock=_Clock({"copy": 1.0, "view": 2.0}))
+    # a "copy" that does not give the same bits is never taken, however fast
+    assert not _copy_is_faster(g, W.T, copy + 1e-9, clock=_Clock({"copy": 1.0, "view": 2.0}))
+
+
+class _Clock:
+    """A clock for _copy_is_faster: each product (two readings) takes the time given for
+    its layout; the layouts take turns, the view first."""
+
+    def __init__(self, cost):
+        self.order, self.cost, self.now, self.reads = ("view", "copy"), cost, 0.0, 0
+
+    def __call__(self):
+        if self.reads % 2:  # the end of a product
+            self.now += self.cost[self.order[(self.reads // 2) % 2]]
+        self.reads += 1
+        return self.now
 
 
 @pytest.mark.parametrize("products_first", [True, False])

@@ -137,6 +137,7 @@ class Tensor(Node):
         _MOVED.clear()
         _TRANSPOSED.clear()
         _TWINS.clear()
+        _PLACES.clear()
 
     @classmethod
     def _seed(cls, node, grad):
@@ -833,7 +834,11 @@ def _span(base: np.ndarray, start: int, shape: tuple) -> np.ndarray:
 def _piece(x, starts: dict):
     """``(base, offset)``: the C-contiguous array of the same dtype that ``x`` is a
     C-contiguous view of, and where (in bytes, a whole number of items) ``x`` starts in
-    it; or None. ``starts`` caches each base's address."""
+    it; or None. ``starts`` caches each base's address; the pieces :func:`_fresh_like` met
+    and handed out in this pass are answered from :data:`_PLACES`, without an address."""
+    place = _PLACES.get(id(x))
+    if place is not None and place[0] is x:
+        return place[1], place[2]
     base = x.base
     if type(base) is not np.ndarray or base.dtype != x.dtype or not x.flags.c_contiguous:
         return None
@@ -1121,6 +1126,9 @@ def _joined(rows, shape):
 # by id; and during a pass, id(such an array) -> (the array, its twin): see _fresh_like.
 _SHARED = weakref.WeakValueDictionary()
 _TWINS: dict = {}
+# During a pass: id(x) -> (x, base, offset), for the pieces _fresh_like met and handed out:
+# where each lies in its array (what _piece finds), known without asking for addresses again.
+_PLACES: dict = {}
 _TWIN_BYTES = memory.MMAP_THRESHOLD  # no twins this large: see _fresh_like
 
 
@@ -1156,11 +1164,17 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
         start = _address(base)
         if start is None:
             return np.empty_like(out)
-        twin = _TWINS[id(base)] = (base, _aligned_empty(base.shape, base.dtype), start)
+        twin = _aligned_empty(base.shape, base.dtype)
+        # (the array, its twin, the array's address, where the twin starts in the array it is a view of)
+        twin = _TWINS[id(base)] = (base, twin, start, _address(twin) - _address(twin.base))
     here = _address(out)
     if here is None:
         return np.empty_like(out)
-    return _span(twin[1], (here - twin[2]) // out.itemsize, out.shape)
+    offset = here - twin[2]
+    piece = _span(twin[1], offset // out.itemsize, out.shape)
+    _PLACES[id(out)] = (out, base, offset)
+    _PLACES[id(piece)] = (piece, piece.base, twin[3] + offset)  # where _piece would find it
+    return piece
 
 
 def _tanh_vjp(g, out, a):

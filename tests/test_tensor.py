@@ -853,7 +853,36 @@ def test_the_rows_of_stacked_steps_join_without_a_copy(name, other):
     shared = [np.shares_memory(xw.grad, p.grad) for p in pre]
     # exp's VJP feeds the * node in front of it, not addmm, so nothing joins there
     assert shared == [other == "none" and name != "exp"] * T
-    assert not tensor_module._TWINS
+    assert not tensor_module._TWINS and not tensor_module._PLACES  # both dropped at the end of the pass
+
+
+def test_the_places_of_pieces_handed_out_for_a_twin_agree_with_their_addresses():
+    # _fresh_like notes where the pieces it meets and hands out lie (for _piece, which
+    # otherwise asks for addresses): the same base and byte offset as the addresses give.
+    import autograd.tensor as tensor_module
+    from autograd.tensor import _fresh_like, _piece
+
+    rng = np.random.default_rng(12)
+    steps = [Tensor(rng.standard_normal((3, 4)), requires_grad=True) * 1.0 for _ in range(5)]
+    states = stack(steps)
+    try:
+        pieces = [(t.data, _fresh_like(t.data)) for t in steps]
+        twin = tensor_module._TWINS[id(states.data)][1]
+        noted = {id(x): _piece(x, {}) for pair in pieces for x in pair}
+        assert len(tensor_module._PLACES) == 2 * len(steps)
+        tensor_module._PLACES.clear()
+        for k, (state, piece) in enumerate(pieces):
+            np.testing.assert_array_equal(state, steps[k].data)
+            assert piece.shape == state.shape and np.shares_memory(piece, twin)
+            for x in (state, piece):
+                by_address = _piece(x, {})
+                assert noted[id(x)][0] is by_address[0] and noted[id(x)][1] == by_address[1]
+        # the k-th pieces are k items into the stacked states and into the twin
+        assert [noted[id(s)][1] for s, _ in pieces] == [k * 12 * 8 for k in range(5)]
+        assert [noted[id(p)][1] - noted[id(pieces[0][1])][1] for _, p in pieces] == [k * 12 * 8 for k in range(5)]
+    finally:
+        tensor_module.Tensor._settle_grads()
+    assert not tensor_module._PLACES and not tensor_module._TWINS
 
 
 def test_no_twin_is_made_past_the_size_malloc_keeps_on_its_heap(monkeypatch):

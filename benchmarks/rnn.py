@@ -323,10 +323,10 @@ def main(argv=None) -> None:
     for H in Hs:
         for T in Ts:
             progress(f"scale T={T} hidden={H}")
-            ts, _, _, _ = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5,
-                                  names=("unrollgrad", "pytorch", "numpy"), shared_runs=3 if T >= 1000 else 5,
-                                  warmups=SCALE_WARMUPS)
-            per_step[H, T] = (ts["unrollgrad"] / T, ts["numpy"] / T)
+            ts, _, _, paired = measure(T, 32, 16, H, 10, max(3, repeats // 2), runs_per_process=3 if T >= 1000 else 5,
+                                       names=("unrollgrad", "pytorch", "numpy"), shared_runs=3 if T >= 1000 else 5,
+                                       warmups=SCALE_WARMUPS)
+            per_step[H, T] = (ts["unrollgrad"] / T, ts["numpy"] / T, median(paired))
             row = [str(T), str(H), f"{ts['unrollgrad'] * 1e3:.1f} ms", f"{ts['unrollgrad'] / T * 1e6:.0f} us",
                    f"{ts['numpy'] / T * 1e6:.0f} us"]
             for other in ("pytorch", "numpy"):
@@ -346,24 +346,31 @@ def main(argv=None) -> None:
 
 def linearity(per_step: dict, short: int, long: int) -> str:
     """The goal line for time linear in T: how the time per step changes from T = ``short``
-    to T = ``long`` at each hidden size, unrollgrad's and numpy's.
+    to T = ``long`` at each hidden size, unrollgrad's and numpy's. ``per_step[H, T]`` is
+    (unrollgrad's time per step, numpy's, the median of unrollgrad / numpy over the pairs of
+    runs that took turns in one process).
 
     NOTE: the hand-derived numpy BPTT does the same work at every step, so its time is linear
     in T by construction; where its time per step grows too, the machine grows it (at 512
     hidden units and T = 1000 each run writes hundreds of megabytes of fresh memory, and what
     that costs varies with the machine's state). So the goal compares the two growths: it
     holds if, at every hidden size, unrollgrad's time per step grows at most GOAL_LINEAR
-    times as much as numpy's does, measured in the same processes."""
+    times as much as numpy's does. The goal reads that off the pairs: the median ratio
+    unrollgrad / numpy at T = ``long`` over the same at T = ``short``, each ratio from two
+    runs in one process, which share its luck. The same from the medians of each
+    implementation's runs over all processes (the growths printed) is printed beside it:
+    there the processes' luck does not cancel, which at 512 hidden units moved it by more
+    than the goal's margin between runs of the same code (see the README)."""
     parts, ok = [], True
     for H in sorted({h for h, _ in per_step}):
-        (u0, n0), (u1, n1) = per_step[H, short], per_step[H, long]
-        relative = (u1 / u0) / (n1 / n0)
+        (u0, n0, r0), (u1, n1, r1) = per_step[H, short], per_step[H, long]
+        relative = r1 / r0
         ok = ok and relative <= GOAL_LINEAR
         parts.append(f"{H} hidden: unrollgrad {u1 / u0 - 1:+.0%}, numpy {n1 / n0 - 1:+.0%} "
-                     f"(ratio of the growths {relative:.2f})")
+                     f"(ratio of the growths {relative:.2f} by the pairs, {(u1 / u0) / (n1 / n0):.2f} by the medians)")
     return (f"goal: time linear in T, per step from T={short} to T={long}: " + "; ".join(parts)
-            + f" -> {'PASS' if ok else 'MISS'} (at most {GOAL_LINEAR}x numpy's growth, whose work per step is fixed)")
-
+            + f" -> {'PASS' if ok else 'MISS'} (by the pairs: at most {GOAL_LINEAR}x numpy's growth, "
+            "whose work per step is fixed)")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,21 @@
+"""The benchmarks' goal lines: what they decide from the numbers measured."""
+
+from benchmarks.rnn import GOAL_LINEAR, linearity
+
+
+def test_time_linear_in_t_is_read_off_the_pairs_of_runs_that_took_turns():
+    # per_step[H, T] = (unrollgrad per step, numpy per step, median unrollgrad / numpy of the pairs)
+    # At 32 units the medians over all processes say unrollgrad grew 1.5x as much as numpy
+    # (one slow process at T = 1000), the pairs 1.3 / 1.2: the goal follows the pairs.
+    per_step = {(32, 100): (1.0, 1.0, 1.2), (32, 1000): (1.5, 1.0, 1.3),
+                (128, 100): (2.0, 1.6, 1.25), (128, 1000): (2.2, 1.7, 1.3)}
+    line = linearity(per_step, 100, 1000)
+    assert "32 hidden: unrollgrad +50%, numpy +0% (ratio of the growths 1.08 by the pairs, 1.50 by the medians)" in line
+    assert ("128 hidden: unrollgrad +10%, numpy +6% "
+            "(ratio of the growths 1.04 by the pairs, 1.04 by the medians)") in line
+    assert line.endswith(f"-> PASS (by the pairs: at most {GOAL_LINEAR}x numpy's growth, whose work per step is fixed)")
+    # one size past the limit by the pairs fails the goal, whatever the medians say
+    per_step[128, 1000] = (2.0, 1.6, 1.25 * (GOAL_LINEAR + 0.01))
+    line = linearity(per_step, 100, 1000)
+    assert f"ratio of the growths {GOAL_LINEAR + 0.01:.2f} by the pairs, 1.00 by the medians" in line
+    assert "-> MISS" in line

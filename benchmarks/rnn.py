@@ -372,5 +372,6 @@ def linearity(per_step: dict, short: int, long: int) -> str:
             + f" -> {'PASS' if ok else 'MISS'} (by the pairs: at most {GOAL_LINEAR}x numpy's growth, "
             "whose work per step is fixed)")
 
+
 if __name__ == "__main__":
     main()

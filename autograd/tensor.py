@@ -1000,7 +1000,7 @@ def _copy_is_faster(g: np.ndarray, view: np.ndarray, copy: np.ndarray, rounds: i
     matrix products do; a 1-row g goes to another routine, whose two layouts sum in different
     orders): otherwise every process keeps the view, and runs stay reproducible.
     """
-    if g.ndim != 2 or g.shape[0] < 2 or not np.array_equal(g @ view, g @ copy, equal_nan=True):
+    if g.shape[0] < 2 or not np.array_equal(g @ view, g @ copy, equal_nan=True):  # g is 2-D here
         return False
     best = {"view": math.inf, "copy": math.inf}
     for _ in range(rounds):

@@ -485,13 +485,14 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     n = len(inputs)
     a = inputs[0]
     b = inputs[1] if n >= 2 else None
-    try:
+    try:  # NOTE: a call with **params costs twice a plain one, so ops without them make plain ones
         if n == 1:
-            data = prim.forward(a.data, **params)
+            data = prim.forward(a.data, **params) if params else prim.forward(a.data)
         elif n == 2:
-            data = prim.forward(a.data, b.data, **params)
+            data = prim.forward(a.data, b.data, **params) if params else prim.forward(a.data, b.data)
         elif n == 3:
-            data = prim.forward(a.data, b.data, inputs[2].data, **params)
+            c = inputs[2].data
+            data = prim.forward(a.data, b.data, c, **params) if params else prim.forward(a.data, b.data, c)
         else:
             data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError, TypeError) as e:
@@ -509,7 +510,8 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
         track = a.requires_grad or (b is not None and b.requires_grad)
         p0, p1 = a, b
     else:  # parents stored as in graph.link
-        track = a.requires_grad or b.requires_grad or any(x.requires_grad for x in inputs[2:])
+        track = a.requires_grad or b.requires_grad or inputs[2].requires_grad or (
+            n > 3 and any(x.requires_grad for x in inputs[3:]))
         p0, p1 = inputs, MANY
     if track and STATE.plain:
         out.requires_grad = True
@@ -546,30 +548,32 @@ def _backward_function(vjps, aliases, variadic):
     """The op's ``backward(op, node)``: each input that needs a gradient gets its VJP,
     added in at the edge (:meth:`Tensor._accumulate`).
 
-    NOTE: the one-, two- and three-input cases are the first loop written out, with the
-    VJPs bound in the closure: this runs once per node of every backward pass, and the
-    loop (a tuple of inputs, ``zip``, the attribute lookups) and a bound method called
-    through a lambda cost 5% of the backward instructions of a small Tensor RNN (T=100,
-    4 hidden units)."""
+    NOTE: the one-, two- and three-input cases are the loop written out, with the VJPs
+    bound in the closure: this runs once per node of every backward pass, and the loop
+    (a tuple of inputs, ``zip``, the attribute lookups) and a bound method called through
+    a lambda cost 5% of the backward instructions of a small Tensor RNN (T=100, 4 hidden
+    units). They make plain calls, which cost half of calls with ``**params``; a node of
+    two or three inputs that has params goes through the loop."""
+    if variadic:  # its one VJP is told which input it serves
+        each = vjps[0]
+    else:
+        def each(i, g, out, arrays, **params):
+            return vjps[i](g, out, *arrays, **params)
+
+    def loop(op, node):
+        g, out, prev = node.grad, node.data, node._prev
+        if type(g) is not np.ndarray:
+            g = g.settle(node, True)
+        arrays = tuple([p.data for p in prev])
+        params = node._params or _NO_PARAMS
+        for i, p in enumerate(prev):
+            if p.requires_grad:
+                p._accumulate(each(i, g, out, arrays, **params), aliases[0] if variadic else aliases[i])
+
     if variadic or len(vjps) not in (1, 2, 3):
-        # One loop over the inputs; a variadic op's one VJP is told which input it serves.
-        if variadic:
-            each = vjps[0]
-        else:
-            def each(i, g, out, arrays, **params):
-                return vjps[i](g, out, *arrays, **params)
+        return loop
 
-        def backward(op, node):
-            g, out, prev = node.grad, node.data, node._prev
-            if type(g) is not np.ndarray:
-                g = g.settle(node, True)
-            arrays = tuple([p.data for p in prev])
-            params = node._params or _NO_PARAMS
-            for i, p in enumerate(prev):
-                if p.requires_grad:
-                    p._accumulate(each(i, g, out, arrays, **params), aliases[0] if variadic else aliases[i])
-
-    elif len(vjps) == 1:
+    if len(vjps) == 1:
         (vjp,), (alias,) = vjps, aliases
 
         def backward(op, node):
@@ -577,37 +581,41 @@ def _backward_function(vjps, aliases, variadic):
             if type(g) is not np.ndarray:
                 g = g.settle(node, True)
             if a.requires_grad:
-                a._accumulate(vjp(g, node.data, a.data, **(node._params or _NO_PARAMS)), alias)
+                params = node._params
+                a._accumulate(vjp(g, node.data, a.data) if params is None else vjp(g, node.data, a.data, **params),
+                              alias)
 
     elif len(vjps) == 2:
         (vjp0, vjp1), (alias0, alias1) = vjps, aliases
 
         def backward(op, node):
+            if node._params is not None:
+                return loop(op, node)
             a, b = node._p0, node._p1
             g, out, x, y = node.grad, node.data, a.data, b.data
             if type(g) is not np.ndarray:
                 g = g.settle(node, True)
-            params = node._params or _NO_PARAMS
             if a.requires_grad:
-                a._accumulate(vjp0(g, out, x, y, **params), alias0)
+                a._accumulate(vjp0(g, out, x, y), alias0)
             if b.requires_grad:
-                b._accumulate(vjp1(g, out, x, y, **params), alias1)
+                b._accumulate(vjp1(g, out, x, y), alias1)
 
     else:  # three inputs
         (vjp0, vjp1, vjp2), (alias0, alias1, alias2) = vjps, aliases
 
         def backward(op, node):
+            if node._params is not None:
+                return loop(op, node)
             a, b, c = node._p0
             g, out, x, y, z = node.grad, node.data, a.data, b.data, c.data
             if type(g) is not np.ndarray:
                 g = g.settle(node, True)
-            params = node._params or _NO_PARAMS
             if a.requires_grad:
-                a._accumulate(vjp0(g, out, x, y, z, **params), alias0)
+                a._accumulate(vjp0(g, out, x, y, z), alias0)
             if b.requires_grad:
-                b._accumulate(vjp1(g, out, x, y, z, **params), alias1)
+                b._accumulate(vjp1(g, out, x, y, z), alias1)
             if c.requires_grad:
-                c._accumulate(vjp2(g, out, x, y, z, **params), alias2)
+                c._accumulate(vjp2(g, out, x, y, z), alias2)
 
     return backward
 
@@ -775,55 +783,55 @@ def _runs(pairs) -> list:
     """The pairs (a, g) as a list of (A, G) whose products Aᵀ G add up to the same sum.
 
     A run of pairs whose a's are consecutive pieces of one array, in order, and whose g's
-    are consecutive pieces of another, in the same order, becomes one pair: those whole
-    stretches of the two arrays. Any other pair stays as it is.
+    are consecutive pieces of another, in the same order (up or down in memory, the same
+    for both), becomes one pair: those whole stretches of the two arrays. Any other pair
+    stays as it is.
+
+    NOTE: one loop with the run in local variables: this runs over every kept product of
+    every pass (an RNN's W_hh: one per step), and the helper calls it replaced cost a
+    fifth of a T=100, 128-unit RNN's backward instructions.
     """
-    out, run, starts = [], [], {}
+    out, starts = [], {}
+    k = 0  # pairs in the current run, which started with (a0, g0), at offsets first_* of base_*
+    a0 = g0 = base_a = base_g = None
+    first_a = first_g = last_a = last_g = step_a = step_g = 0
     for a, g in pairs:
         moved = _MOVED.get(id(g))
         if moved is not None and moved[0] is g:
             g = moved[1]
-        pa, pg = _piece(a, starts), _piece(g, starts)
-        if pa is not None and pg is not None and run and _extends(run, a, g, pa, pg):
-            run.append((a, g, pa, pg))
-            continue
-        _flush(run, out)
-        run = []
-        if pa is None or pg is None:
+        pa = _piece(a, starts)
+        pg = None if pa is None else _piece(g, starts)
+        if pg is None:
+            if k:
+                out.append(_run(a0, g0, base_a, base_g, first_a, first_g, last_a, last_g, k))
+                k = 0
             out.append((a, g))
-        else:
-            run.append((a, g, pa, pg))
-    _flush(run, out)
+            continue
+        if k:
+            da, dg = pa[1] - last_a, pg[1] - last_g
+            if (pa[0] is base_a and pg[0] is base_g and a.shape == a0.shape and g.shape == g0.shape
+                    and (da == step_a and dg == step_g if k > 1 else
+                         (da == a0.nbytes and dg == g0.nbytes) or (da == -a0.nbytes and dg == -g0.nbytes))):
+                step_a, step_g = da, dg
+                last_a, last_g = pa[1], pg[1]
+                k += 1
+                continue
+            out.append(_run(a0, g0, base_a, base_g, first_a, first_g, last_a, last_g, k))
+        a0, g0, k = a, g, 1
+        (base_a, first_a), (base_g, first_g) = pa, pg
+        last_a, last_g = first_a, first_g
+    if k:
+        out.append(_run(a0, g0, base_a, base_g, first_a, first_g, last_a, last_g, k))
     return out
 
 
-def _extends(run, a, g, pa, pg) -> bool:
-    """Whether the pair (a, g), at places ``pa`` and ``pg``, continues ``run``: the next
-    piece of the same arrays, in the same direction (up or down in memory) as the run."""
-    a0, g0, (base_a, first_a), (base_g, _) = run[0]
-    if pa[0] is not base_a or pg[0] is not base_g or a.shape != a0.shape or g.shape != g0.shape:
-        return False
-    last_a, last_g = run[-1][2][1], run[-1][3][1]
-    da, dg = pa[1] - last_a, pg[1] - last_g
-    if len(run) > 1 and (da > 0) != (last_a > first_a):
-        return False
-    return (da, dg) in ((a.nbytes, g.nbytes), (-a.nbytes, -g.nbytes))
-
-
-def _flush(run, out) -> None:
-    if len(run) == 1:
-        out.append(run[0][:2])
-    elif run:
-        k = len(run)
-        out.append(tuple(_stretch(run, i, k) for i in (0, 1)))
-
-
-def _stretch(run, i: int, k: int) -> np.ndarray:
-    """The k consecutive pieces ``run[j][i]`` as one array: a view of the array they are in."""
-    x = run[0][i]
-    base = run[0][2 + i][0]
-    start = min(run[0][2 + i][1], run[-1][2 + i][1]) // x.itemsize
-    return _span(base, start, (k * x.shape[0], *x.shape[1:]))
+def _run(a0, g0, base_a, base_g, first_a, first_g, last_a, last_g, k) -> tuple:
+    """The run of ``k`` pairs that starts with (a0, g0), at byte offsets ``first_*`` of the
+    arrays ``base_*`` and ends at ``last_*``, as one pair of views of those arrays."""
+    if k == 1:
+        return a0, g0
+    return (_span(base_a, min(first_a, last_a) // a0.itemsize, (k * a0.shape[0], *a0.shape[1:])),
+            _span(base_g, min(first_g, last_g) // g0.itemsize, (k * g0.shape[0], *g0.shape[1:])))
 
 
 def _span(base: np.ndarray, start: int, shape: tuple) -> np.ndarray:
@@ -921,12 +929,8 @@ def _keep(g, axis, keepdims):
 
 def _matmul_grad(which, g, a, b):
     """The gradient of ``a @ b`` for ``a`` (``which`` = 0) or ``b`` (1), given ``g``."""
-    if a.ndim == b.ndim == 2:  # x @ W: g Wᵀ for x; xᵀ g for W, kept as the pair if large
-        if which == 0:
-            return g @ _transposed(b, g)
-        if g.ndim == 2 and a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
-            return _Product(a, g)
-        return a.T @ g
+    if a.ndim == b.ndim == 2:
+        return _matmul_grad_2d(which, g, a, b)
     # Promote 1-D operands as matmul does, apply the 2-D rule, then drop the added axes.
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
@@ -940,6 +944,15 @@ def _matmul_grad(which, g, a, b):
         return ga[..., 0, :] if a.ndim == 1 else ga
     gb = np.swapaxes(a2, -1, -2) @ g2
     return gb[..., 0] if b.ndim == 1 else gb
+
+
+def _matmul_grad_2d(which, g, a, b):
+    """x @ W for 2-D x and W: g Wᵀ for x; xᵀ g for W, kept as the pair if large."""
+    if which == 0:
+        return g @ _transposed(b, g)
+    if g.ndim == 2 and a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
+        return _Product(a, g)
+    return a.T @ g
 
 
 # During a pass: id(W) -> [W, products g Wᵀ so far, what they use from then on (the view
@@ -966,26 +979,27 @@ def _transposed(b: np.ndarray, g: np.ndarray) -> np.ndarray:
     not copied. At 512 units, where the copy costs about as much as a hundred products
     save, it is not made either (``b.size`` past 2**16).
     """
+    entry = _TRANSPOSED.get(id(b))
+    if entry is not None and entry[2] is not None and entry[0] is b:  # settled: every product after the fourth
+        return entry[2]
     if b.size > 1 << 16 or not b.flags.c_contiguous:
         return b.T
-    entry = _TRANSPOSED.get(id(b))
     if entry is None or entry[0] is not b:
         _TRANSPOSED[id(b)] = [b, 1, None]
         return b.T
-    if entry[2] is None:
-        entry[1] += 1
-        if entry[1] < _COPY_AFTER:
-            return b.T
-        key = (g.shape, b.shape, b.dtype.str)
-        faster = _COPY_FASTER.get(key)
-        if faster is False:
-            entry[2] = b.T
-        else:
-            copy = _aligned_empty(b.shape[::-1], b.dtype)
-            np.copyto(copy, b.T)
-            if faster is None:
-                faster = _COPY_FASTER[key] = _copy_is_faster(g, b.T, copy)
-            entry[2] = copy if faster else b.T
+    entry[1] += 1
+    if entry[1] < _COPY_AFTER:
+        return b.T
+    key = (g.shape, b.shape, b.dtype.str)
+    faster = _COPY_FASTER.get(key)
+    if faster is False:
+        entry[2] = b.T
+    else:
+        copy = _aligned_empty(b.shape[::-1], b.dtype)
+        np.copyto(copy, b.T)
+        if faster is None:
+            faster = _COPY_FASTER[key] = _copy_is_faster(g, b.T, copy)
+        entry[2] = copy if faster else b.T
     return entry[2]
 
 
@@ -1014,10 +1028,11 @@ def _copy_is_faster(g: np.ndarray, view: np.ndarray, copy: np.ndarray, rounds: i
 def _addmm_grad(which, g, a, b):
     """The gradient of ``c + a @ b`` for ``a`` (``which`` = 0) or ``b`` (1): that of ``a @ b``,
     from ``g`` summed back to the product's shape where ``c`` broadcast the sum past it."""
-    if g.ndim != 2 or a.ndim != 2 or b.ndim != 2 or g.shape != (a.shape[0], b.shape[1]):
-        shape = _matmul_shape(a.shape, b.shape)
-        if g.shape != shape:
-            g = _unbroadcast(g, shape)
+    if a.ndim == b.ndim == 2 and g.shape == (a.shape[0], b.shape[1]):  # x W + b, c broadcast or not
+        return _matmul_grad_2d(which, g, a, b)
+    shape = _matmul_shape(a.shape, b.shape)
+    if g.shape != shape:
+        g = _unbroadcast(g, shape)
     return _matmul_grad(which, g, a, b)
 
 
@@ -1164,16 +1179,18 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
         start = _address(base)
         if start is None:
             return np.empty_like(out)
-        twin = _aligned_empty(base.shape, base.dtype)
-        # (the array, its twin, the array's address, where the twin starts in the array it is a view of)
-        twin = _TWINS[id(base)] = (base, twin, start, _address(twin) - _address(twin.base))
+        made = _aligned_empty(base.shape, base.dtype)
+        # (the array, its twin (flat), the array's address, the array the twin is a view of,
+        # and where the twin starts in it)
+        twin = _TWINS[id(base)] = (base, made.reshape(-1), start, made.base, _address(made) - _address(made.base))
     here = _address(out)
     if here is None:
         return np.empty_like(out)
     offset = here - twin[2]
-    piece = _span(twin[1], offset // out.itemsize, out.shape)
+    first = offset // out.itemsize
+    piece = twin[1][first:first + out.size].reshape(out.shape)
     _PLACES[id(out)] = (out, base, offset)
-    _PLACES[id(piece)] = (piece, piece.base, twin[3] + offset)  # where _piece would find it
+    _PLACES[id(piece)] = (piece, twin[3], twin[4] + offset)  # where _piece would find it
     return piece
 
 

@@ -867,7 +867,7 @@ def test_the_places_of_pieces_handed_out_for_a_twin_agree_with_their_addresses()
     states = stack(steps)
     try:
         pieces = [(t.data, _fresh_like(t.data)) for t in steps]
-        twin = tensor_module._TWINS[id(states.data)][1]
+        twin = tensor_module._TWINS[id(states.data)][1]  # flat
         address = tensor_module._address
         tensor_module._address = None  # noted pieces are answered without asking for an address
         try:

@@ -926,3 +926,27 @@ def test_a_primitive_with_four_inputs():
     np.testing.assert_array_equal(c.grad, two_out * d.data)
     assert d.grad is None
     gradcheck(lambda a, b, c: _apply(fma2, a, b, c, d).sum(), [leaf([1.0, 2.0]), leaf([3.0, -1.0]), leaf([0.5, 4.0])])
+
+
+@pytest.mark.parametrize("inputs", [1, 2, 3])
+def test_a_primitive_with_params_gets_them_in_forward_and_in_every_vjp(inputs):
+    # No op in the table of two or three inputs has params; a new one must still get them
+    # (forward and backward make plain calls for ops without, and the loop serves the others).
+    from autograd.tensor import Primitive, _apply
+
+    def product(*arrays, k):
+        return k * np.prod(arrays, axis=0)
+
+    def vjp(i):
+        return lambda g, out, *arrays, k: g * k * np.prod([x for j, x in enumerate(arrays) if j != i], axis=0)
+
+    scaled = Primitive("k*prod", product, *[vjp(i) for i in range(inputs)])
+    values = [[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]][:inputs]
+    xs = [leaf(v) for v in values]
+    out = _apply(scaled, *xs, k=3.0)
+    np.testing.assert_array_equal(out.data, 3.0 * np.prod(values, axis=0))
+    out.sum().backward()
+    for i, x in enumerate(xs):
+        others = [v for j, v in enumerate(values) if j != i]
+        np.testing.assert_array_equal(x.grad, 3.0 * np.prod(others, axis=0) if others else [3.0, 3.0])
+    gradcheck(lambda *xs: _apply(scaled, *xs, k=-2.0).sum(), [leaf(v) for v in values])

@@ -788,8 +788,9 @@ def _runs(pairs) -> list:
     stays as it is.
 
     NOTE: one loop with the run in local variables: this runs over every kept product of
-    every pass (an RNN's W_hh: one per step), and the helper calls it replaced cost a
-    fifth of a T=100, 128-unit RNN's backward instructions.
+    every pass (an RNN's W_hh: one per step); a helper asked per pair whether it extended
+    the run, and the loop without it runs 5,000 fewer bytecodes per backward pass of a
+    T=100, 128-unit RNN (of 149,000).
     """
     out, starts = [], {}
     k = 0  # pairs in the current run, which started with (a0, g0), at offsets first_* of base_*
@@ -947,10 +948,10 @@ def _matmul_grad(which, g, a, b):
 
 
 def _matmul_grad_2d(which, g, a, b):
-    """x @ W for 2-D x and W: g Wᵀ for x; xᵀ g for W, kept as the pair if large."""
+    """x @ W for 2-D x and W (so g is 2-D too): g Wᵀ for x; xᵀ g for W, kept as the pair if large."""
     if which == 0:
         return g @ _transposed(b, g)
-    if g.ndim == 2 and a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
+    if a.shape[1] * g.shape[1] * g.itemsize >= _KEEP_BYTES:
         return _Product(a, g)
     return a.T @ g
 

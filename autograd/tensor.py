@@ -328,37 +328,37 @@ class Tensor(Node):
 
     # --- operators: each is one primitive or a line on top of primitives ---------------
     def __add__(self, other):
-        return _apply(ADD, self, other)
+        return ADD.apply(self, other)
 
     def __radd__(self, other):
-        return _apply(ADD, other, self)
+        return ADD.apply(other, self)
 
     def __sub__(self, other):
-        return _apply(SUB, self, other)
+        return SUB.apply(self, other)
 
     def __rsub__(self, other):
-        return _apply(SUB, other, self)
+        return SUB.apply(other, self)
 
     def __mul__(self, other):
-        return _apply(MUL, self, other)
+        return MUL.apply(self, other)
 
     def __rmul__(self, other):
-        return _apply(MUL, other, self)
+        return MUL.apply(other, self)
 
     def __truediv__(self, other):
-        return _apply(DIV, self, other)
+        return DIV.apply(self, other)
 
     def __rtruediv__(self, other):
-        return _apply(DIV, other, self)
+        return DIV.apply(other, self)
 
     def __matmul__(self, other):
-        return _apply(MATMUL, self, other)
+        return MATMUL.apply(self, other)
 
     def __rmatmul__(self, other):
-        return _apply(MATMUL, other, self)
+        return MATMUL.apply(other, self)
 
     def __neg__(self):
-        return _apply(NEG, self)
+        return NEG.apply(self)
 
     def __pow__(self, exponent):
         if isinstance(exponent, Node):
@@ -371,17 +371,17 @@ class Tensor(Node):
         p = float(exponent)
         if not p.is_integer() and (self.data < 0).any():
             raise ValueError(f"Tensor ** {p}: negative entries need an integer exponent")
-        return _apply(POW, self, p=p)
+        return POW.apply(self, p=p)
 
     def __rpow__(self, base):
         if isinstance(base, Node) or not isinstance(base, Number) or isinstance(base, (bool, complex)):
             raise TypeError(f"x ** Tensor expects a real number x, got {type(base).__name__}")
         if not base > 0:
             raise ValueError(f"{base} ** Tensor: the base must be positive")
-        return _apply(RPOW, self, base=float(base))
+        return RPOW.apply(self, base=float(base))
 
     def exp(self):
-        return _apply(EXP, self)
+        return EXP.apply(self)
 
     def log(self):
         if (self.data <= 0).any():
@@ -389,25 +389,25 @@ class Tensor(Node):
                 f"log expects positive inputs, got min {self.data.min():g} ({self._describe()}; "
                 f"scope {format_scope(STATE.scope)})"
             )
-        return _apply(LOG, self)
+        return LOG.apply(self)
 
     def tanh(self):
-        return _apply(TANH, self)
+        return TANH.apply(self)
 
     def sigmoid(self):
-        return _apply(SIGMOID, self)
+        return SIGMOID.apply(self)
 
     def relu(self):
-        return _apply(RELU, self)
+        return RELU.apply(self)
 
     def clip(self, low: float, high: float):
         """Entries limited to ``[low, high]``; the gradient passes where low <= x <= high."""
         if not low <= high:  # NaN fails too
             raise ValueError(f"clip: needs numbers low <= high, got low={low}, high={high}")
-        return _apply(CLIP, self, low=float(low), high=float(high))
+        return CLIP.apply(self, low=float(low), high=float(high))
 
     def sum(self, axis=None, keepdims: bool = False):
-        return _apply(SUM, self, axis=_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
+        return SUM.apply(self, axis=_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False):
         axes = _axes(axis, self.data.ndim, "mean")
@@ -419,12 +419,12 @@ class Tensor(Node):
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; NOTE: where several entries tie for the maximum, the gradient is
         shared equally between them."""
-        return _apply(MAX, self, axis=_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
+        return MAX.apply(self, axis=_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _apply(RESHAPE, self, shape=shape)
+        return RESHAPE.apply(self, shape=shape)
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -434,20 +434,20 @@ class Tensor(Node):
             if sorted(axes) != list(range(self.data.ndim)):
                 raise ValueError(f"transpose: axes {axes} are not a permutation of the {self.data.ndim} axes "
                                  f"of a Tensor of shape {self.data.shape} (scope {format_scope(STATE.scope)})")
-        return _apply(TRANSPOSE, self, axes=axes or None)
+        return TRANSPOSE.apply(self, axes=axes or None)
 
     @property
     def T(self):
         return self.transpose()
 
     def __getitem__(self, index):
-        return _apply(GETITEM, self, index=_index(index))
+        return GETITEM.apply(self, index=_index(index))
 
     def softmax(self, axis=-1):
-        return _apply(SOFTMAX, self, axis=axis)
+        return SOFTMAX.apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
-        return _apply(LOG_SOFTMAX, self, axis=axis)
+        return LOG_SOFTMAX.apply(self, axis=axis)
 
 
 # --- the one place every op goes through ---------------------------------------------
@@ -471,34 +471,32 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
 
 
 def _apply(prim: Primitive, *args, **params) -> Tensor:
-    """Run ``prim`` on ``args`` (Tensors, arrays or numbers) and record the result.
-
-    This runs once per op, so the common case (Tensor inputs, recording on, no anomaly
-    checks) is written out here; everything else goes through the core's ``record``.
-    """
-    inputs = args
-    for a in args:
-        if type(a) is not Tensor:
-            like = next((t.data for t in args if isinstance(t, Tensor)), None)
-            inputs = tuple(t if type(t) is Tensor else _operand(t, like) for t in args)
-            break
-    n = len(inputs)
-    a = inputs[0]
-    b = inputs[1] if n >= 2 else None
-    try:  # NOTE: a call with **params costs twice a plain one, so ops without them make plain ones
-        if n == 1:
-            data = prim.forward(a.data, **params) if params else prim.forward(a.data)
-        elif n == 2:
-            data = prim.forward(a.data, b.data, **params) if params else prim.forward(a.data, b.data)
-        elif n == 3:
-            c = inputs[2].data
-            data = prim.forward(a.data, b.data, c, **params) if params else prim.forward(a.data, b.data, c)
-        else:
-            data = prim.forward(*[x.data for x in inputs], **params)
+    """Run ``prim`` on ``args`` (Tensors, arrays or numbers) and record the result: the
+    general case, which every op's ``apply`` hands anything but Tensors to."""
+    like = next((t.data for t in args if isinstance(t, Tensor)), None)
+    inputs = tuple(t if type(t) is Tensor else _operand(t, like) for t in args)
+    try:
+        data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError, TypeError) as e:
-        shapes = ", ".join(str(x.data.shape) for x in inputs)
-        raise type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} "
-                      f"(scope {format_scope(STATE.scope)})") from None
+        raise _failed(prim, inputs, e) from None
+    if len(inputs) <= 2:
+        a, b = inputs[0], inputs[1] if len(inputs) == 2 else None
+        return _result(prim, data, params, a, b, a.requires_grad or (b is not None and b.requires_grad))
+    return _result(prim, data, params, inputs, MANY, any(x.requires_grad for x in inputs))
+
+
+def _failed(prim: Primitive, inputs, e: Exception) -> Exception:
+    """The error to raise when ``prim``'s forward rejects ``inputs``: the same kind, naming the op."""
+    shapes = ", ".join(str(x.data.shape) for x in inputs)
+    return type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} (scope {format_scope(STATE.scope)})")
+
+
+def _result(prim: Primitive, data, params, p0, p1, track: bool) -> Tensor:
+    """The Tensor holding ``data``, what ``prim`` made of the parents ``p0`` and ``p1``
+    (stored as in ``graph.link``), recorded if ``track`` (some parent needs a gradient).
+    The common case (recording on, no anomaly checks) is written out; everything else
+    goes through the core's ``record``. (The ``apply`` of an op of one to three inputs
+    inlines this: see :func:`_apply_function`.)"""
     if type(data) is not np.ndarray:  # numpy gives scalars, not 0-d arrays, from 0-d results
         data = np.asarray(data)
     out = _new(Tensor)
@@ -506,13 +504,6 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     out.grad = None
     out._params = params or None
     out._borrowed = False
-    if n <= 2:
-        track = a.requires_grad or (b is not None and b.requires_grad)
-        p0, p1 = a, b
-    else:  # parents stored as in graph.link
-        track = a.requires_grad or b.requires_grad or inputs[2].requires_grad or (
-            n > 3 and any(x.requires_grad for x in inputs[3:]))
-        p0, p1 = inputs, MANY
     if track and STATE.plain:
         out.requires_grad = True
         out._p0 = p0
@@ -522,18 +513,114 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
         out._id = next(_ids)
         return out
     out.requires_grad = track and STATE.grad_enabled
-    return record(out, inputs, prim.op, track)
+    return record(out, p0 if p1 is MANY else (p0,) if p1 is None else (p0, p1), prim.op, track)
+
+
+def _apply_function(prim: Primitive, arity):
+    """``prim.apply(*inputs, **params)``: run the op and record its result.
+
+    NOTE: the common case, every input a Tensor, written out for one, two and three
+    inputs, with the recording of :func:`_result` inlined, as :func:`_backward_function`
+    writes out the backward: an RNN step runs three ops, and the general :func:`_apply`
+    (a loop over the inputs, their count tested three times, calls through ``*args``) ran
+    133 bytecodes for each, 42,000 of a T=100 forward's 69,000; these run 82. Any other
+    input (a number, an array) takes the general way."""
+    forward, op = prim.forward, prim.op
+    if arity == 1:
+        def apply(a, **params):
+            if type(a) is not Tensor:
+                return _apply(prim, a, **params)
+            try:
+                data = forward(a.data, **params) if params else forward(a.data)
+            except (ValueError, IndexError, TypeError) as e:
+                raise _failed(prim, (a,), e) from None
+            if type(data) is not np.ndarray:
+                data = np.asarray(data)
+            out = _new(Tensor)
+            out.data = data
+            out.grad = None
+            out._params = params or None
+            out._borrowed = False
+            track = a.requires_grad
+            if track and STATE.plain:
+                out.requires_grad = True
+                out._p0 = a
+                out._p1 = None
+                out._op = op
+                out._scope = STATE.scope
+                out._id = next(_ids)
+                return out
+            out.requires_grad = track and STATE.grad_enabled
+            return record(out, (a,), op, track)
+    elif arity == 2:
+        def apply(a, b, **params):
+            if type(a) is not Tensor or type(b) is not Tensor:
+                return _apply(prim, a, b, **params)
+            try:
+                data = forward(a.data, b.data, **params) if params else forward(a.data, b.data)
+            except (ValueError, IndexError, TypeError) as e:
+                raise _failed(prim, (a, b), e) from None
+            if type(data) is not np.ndarray:
+                data = np.asarray(data)
+            out = _new(Tensor)
+            out.data = data
+            out.grad = None
+            out._params = params or None
+            out._borrowed = False
+            track = a.requires_grad or b.requires_grad
+            if track and STATE.plain:
+                out.requires_grad = True
+                out._p0 = a
+                out._p1 = b
+                out._op = op
+                out._scope = STATE.scope
+                out._id = next(_ids)
+                return out
+            out.requires_grad = track and STATE.grad_enabled
+            return record(out, (a, b), op, track)
+    elif arity == 3:
+        def apply(a, b, c, **params):
+            if type(a) is not Tensor or type(b) is not Tensor or type(c) is not Tensor:
+                return _apply(prim, a, b, c, **params)
+            try:
+                data = forward(a.data, b.data, c.data, **params) if params else forward(a.data, b.data, c.data)
+            except (ValueError, IndexError, TypeError) as e:
+                raise _failed(prim, (a, b, c), e) from None
+            if type(data) is not np.ndarray:
+                data = np.asarray(data)
+            out = _new(Tensor)
+            out.data = data
+            out.grad = None
+            out._params = params or None
+            out._borrowed = False
+            track = a.requires_grad or b.requires_grad or c.requires_grad
+            if track and STATE.plain:
+                out.requires_grad = True
+                out._p0 = (a, b, c)
+                out._p1 = MANY
+                out._op = op
+                out._scope = STATE.scope
+                out._id = next(_ids)
+                return out
+            out.requires_grad = track and STATE.grad_enabled
+            return record(out, (a, b, c), op, track)
+    else:  # variadic: any number of inputs
+        def apply(*inputs, **params):
+            return _apply(prim, *inputs, **params)
+    return apply
 
 
 class Primitive:
     """One row of the op table: ``forward(*arrays, **params)`` and one VJP per input.
+``apply(*inputs, **params)`` runs it on Tensors (or numbers, arrays) and records the result.
 
     ``aliases`` marks ops whose VJPs may return ``g`` itself or a view of it (add, reshape,
     ...), so that the edge copies before keeping it: ``True`` for every input, or one
     flag per input. Variadic ops (stack, concat) give one VJP
-    ``vjp(i, g, out, arrays, **params)`` for every input via ``variadic=True``, where
-    ``arrays`` is the tuple of all inputs (passed as one argument: a stack of T tensors
-    would otherwise copy T arguments for each of its T inputs).
+    ``vjp(g, out, arrays, **params)`` via ``variadic=True`` that returns the gradients of
+    all the inputs at once, where ``arrays`` is the tuple of all inputs (one call, not one
+    per input: an RNN stacks its T states, and a concat's i-th gradient starts where the
+    first i end).
     """
 
     def __init__(self, name, forward, *vjps, aliases=False, variadic=False):
@@ -542,6 +629,7 @@ class Primitive:
         if len(aliases) != len(vjps):
             raise ValueError(f"{name}: {len(aliases)} aliases flags for {len(vjps)} VJPs")
         self.op = Op(name, _backward_function(vjps, aliases, variadic))
+        self.apply = _apply_function(self, None if variadic else len(vjps))
 
 
 def _backward_function(vjps, aliases, variadic):
@@ -554,21 +642,21 @@ def _backward_function(vjps, aliases, variadic):
     a lambda cost 5% of the backward instructions of a small Tensor RNN (T=100, 4 hidden
     units). They make plain calls, which cost half of calls with ``**params``; a node of
     two or three inputs that has params goes through the loop."""
-    if variadic:  # its one VJP is told which input it serves
-        each = vjps[0]
-    else:
-        def each(i, g, out, arrays, **params):
-            return vjps[i](g, out, *arrays, **params)
-
     def loop(op, node):
         g, out, prev = node.grad, node.data, node._prev
         if type(g) is not np.ndarray:
             g = g.settle(node, True)
         arrays = tuple([p.data for p in prev])
         params = node._params or _NO_PARAMS
+        if variadic:  # its one VJP gives every input's gradient
+            alias = aliases[0]
+            for p, gi in zip(prev, vjps[0](g, out, arrays, **params)):
+                if p.requires_grad:
+                    p._accumulate(gi, alias)
+            return
         for i, p in enumerate(prev):
             if p.requires_grad:
-                p._accumulate(each(i, g, out, arrays, **params), aliases[0] if variadic else aliases[i])
+                p._accumulate(vjps[i](g, out, *arrays, **params), aliases[i])
 
     if variadic or len(vjps) not in (1, 2, 3):
         return loop
@@ -637,14 +725,14 @@ class _IndexGrad(_AddInto):
     """The gradient of ``x[index]``: ``g`` to be added into ``x``'s gradient at ``index``.
     Kept sparse so that reading every step ``x[t]`` of a sequence stays linear in T."""
 
-    __slots__ = ("index", "g", "scatter")
+    __slots__ = ("index", "g")
 
-    def __init__(self, index, g, scatter):
-        self.index, self.g, self.scatter = index, g, scatter
+    def __init__(self, index, g):
+        self.index, self.g = index, g
 
     def add_into(self, buf: np.ndarray) -> None:
         index = self.index
-        if self.scatter:  # integer arrays may repeat an index: every occurrence adds
+        if _has_array(index):  # integer arrays may repeat an index: every occurrence adds
             np.add.at(buf, index, self.g)
         elif type(index) is slice or (type(index) is int and buf.ndim > 1):  # a view: no write-back
             view = buf[index]
@@ -800,8 +888,13 @@ def _runs(pairs) -> list:
         moved = _MOVED.get(id(g))
         if moved is not None and moved[0] is g:
             g = moved[1]
-        pa = _piece(a, starts)
-        pg = None if pa is None else _piece(g, starts)
+        place = _PLACES.get(id(a))  # what _piece answers first, without a call
+        pa = place[1] if place is not None and place[0] is a else _piece(a, starts)
+        if pa is None:
+            pg = None
+        else:
+            place = _PLACES.get(id(g))
+            pg = place[1] if place is not None and place[0] is g else _piece(g, starts)
         if pg is None:
             if k:
                 out.append(_run(a0, g0, base_a, base_g, first_a, first_g, last_a, last_g, k))
@@ -847,7 +940,7 @@ def _piece(x, starts: dict):
     and handed out in this pass are answered from :data:`_PLACES`, without an address."""
     place = _PLACES.get(id(x))
     if place is not None and place[0] is x:
-        return place[1], place[2]
+        return place[1]
     base = x.base
     if type(base) is not np.ndarray or base.dtype != x.dtype or not x.flags.c_contiguous:
         return None
@@ -1026,15 +1119,20 @@ def _copy_is_faster(g: np.ndarray, view: np.ndarray, copy: np.ndarray, rounds: i
     return best["copy"] < best["view"]
 
 
-def _addmm_grad(which, g, a, b):
-    """The gradient of ``c + a @ b`` for ``a`` (``which`` = 0) or ``b`` (1): that of ``a @ b``,
-    from ``g`` summed back to the product's shape where ``c`` broadcast the sum past it."""
-    if a.ndim == b.ndim == 2 and g.shape == (a.shape[0], b.shape[1]):  # x W + b, c broadcast or not
-        return _matmul_grad_2d(which, g, a, b)
-    shape = _matmul_shape(a.shape, b.shape)
-    if g.shape != shape:
-        g = _unbroadcast(g, shape)
-    return _matmul_grad(which, g, a, b)
+def _addmm_vjp(which):
+    """The VJP of ``c + a @ b`` for ``a`` (``which`` = 0) or ``b`` (1): that of ``a @ b``,
+    from ``g`` summed back to the product's shape where ``c`` broadcast the sum past it.
+    (A closure, not a lambda around a function of ``which``: one call fewer for every
+    step of an RNN.)"""
+    def vjp(g, out, c, a, b):
+        if a.ndim == 2 and b.ndim == 2 and g.shape == (a.shape[0], b.shape[1]):  # x W + b, c broadcast or not
+            return _matmul_grad_2d(which, g, a, b)
+        shape = _matmul_shape(a.shape, b.shape)
+        if g.shape != shape:
+            g = _unbroadcast(g, shape)
+        return _matmul_grad(which, g, a, b)
+
+    return vjp
 
 
 def _matmul_shape(a: tuple, b: tuple) -> tuple:
@@ -1103,11 +1201,14 @@ def _reduce(ufunc, x, axis):
     return ufunc.reduce(x, axis=axis, keepdims=True)
 
 
-def _concat_vjp(i, g, out, arrays, axis):
-    start = sum(a.shape[axis] for a in arrays[:i])
-    index = [slice(None)] * g.ndim
-    index[axis] = slice(start, start + arrays[i].shape[axis])
-    return g[tuple(index)]
+def _stack_vjp(g, out, arrays, axis):
+    """The gradients of ``stack(arrays, axis)``: the pieces of ``g`` along ``axis``, as views."""
+    return list(g if axis in (0, -g.ndim) else np.moveaxis(g, axis, 0))
+
+
+def _concat_vjp(g, out, arrays, axis):
+    """The gradients of ``concat(arrays, axis)``: the pieces of ``g`` each input filled, as views."""
+    return np.split(g, np.cumsum([a.shape[axis] for a in arrays[:-1]]), axis=axis)
 
 
 def _power_less_one(a, p):
@@ -1129,11 +1230,14 @@ def _joined(rows, shape):
     if place is None:
         return None
     base, offset = place
-    for i, row in enumerate(rows[1:], 1):
+    at, size = offset, first.nbytes
+    for row in rows[1:]:
         if row is None or row.shape != first.shape:
             return None
-        place = _piece(row, starts)
-        if place is None or place[0] is not base or place[1] != offset + i * first.nbytes:
+        at += size
+        place = _PLACES.get(id(row))  # what _piece answers first, without a call
+        place = place[1] if place is not None and place[0] is row else _piece(row, starts)
+        if place is None or place[0] is not base or place[1] != at:
             return None
     return _span(base, offset // first.itemsize, shape)
 
@@ -1142,7 +1246,7 @@ def _joined(rows, shape):
 # by id; and during a pass, id(such an array) -> (the array, its twin): see _fresh_like.
 _SHARED = weakref.WeakValueDictionary()
 _TWINS: dict = {}
-# During a pass: id(x) -> (x, base, offset), for the pieces _fresh_like met and handed out:
+# During a pass: id(x) -> (x, (base, offset)), for the pieces _fresh_like met and handed out:
 # where each lies in its array (what _piece finds), known without asking for addresses again.
 _PLACES: dict = {}
 _TWIN_BYTES = memory.MMAP_THRESHOLD  # no twins this large: see _fresh_like
@@ -1190,8 +1294,8 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
     offset = here - twin[2]
     first = offset // out.itemsize
     piece = twin[1][first:first + out.size].reshape(out.shape)
-    _PLACES[id(out)] = (out, base, offset)
-    _PLACES[id(piece)] = (piece, twin[3], twin[4] + offset)  # where _piece would find it
+    _PLACES[id(out)] = (out, (base, offset))
+    _PLACES[id(piece)] = (piece, (twin[3], twin[4] + offset))  # where _piece would find it
     return piece
 
 
@@ -1221,8 +1325,8 @@ POW = Primitive(
 MATMUL = Primitive("@", np.matmul, lambda g, out, a, b: _matmul_grad(0, g, a, b),
                    lambda g, out, a, b: _matmul_grad(1, g, a, b))
 # c + a @ b as one node (torch.addmm): a layer's x W + b, an RNN step's xw_t + h W_hh.
-ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, lambda g, out, c, a, b: _addmm_grad(0, g, a, b),
-                  lambda g, out, c, a, b: _addmm_grad(1, g, a, b), aliases=(True, False, False))
+ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, _addmm_vjp(0), _addmm_vjp(1),
+                  aliases=(True, False, False))
 RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
 EXP = Primitive("exp", np.exp, lambda g, out, a: np.multiply(g, out, out=_fresh_like(out)))
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
@@ -1257,7 +1361,7 @@ TRANSPOSE = Primitive(
 GETITEM = Primitive(
     "getitem",
     lambda a, index: a[index],
-    lambda g, out, a, index: _IndexGrad(index, g, _has_array(index)),
+    lambda g, out, a, index: _IndexGrad(index, g),
 )
 SOFTMAX = Primitive(
     "softmax",
@@ -1272,7 +1376,7 @@ LOG_SOFTMAX = Primitive(
 STACK = Primitive(
     "stack",
     lambda *arrays, axis: np.stack(arrays, axis=axis),
-    lambda i, g, out, arrays, axis: g[(slice(None),) * (axis % g.ndim) + (i,)],
+    _stack_vjp,
     aliases=True,
     variadic=True,
 )
@@ -1302,13 +1406,13 @@ def addmm(c, a, b) -> Tensor:
     new array instead of two of each: d/dc = g (summed back to c's shape), d/da = g bᵀ,
     d/db = aᵀ g.
     """
-    return _apply(ADDMM, c, a, b)
+    return ADDMM.apply(c, a, b)
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors of equal shape along a new axis (``np.stack``)."""
     tensors = _sequence(tensors, "stack")
-    out = _apply(STACK, *tensors, axis=axis)
+    out = STACK.apply(*tensors, axis=axis)
     if axis in (0, -out.data.ndim):
         _share_storage(out, tensors, out.data)  # iterating an array gives its views along axis 0
     return out
@@ -1318,7 +1422,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``np.concatenate``)."""
     tensors = _sequence(tensors, "concat")
     ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
-    out = _apply(CONCAT, *tensors, axis=_axes(axis, ndim, "concat")[0])
+    out = CONCAT.apply(*tensors, axis=_axes(axis, ndim, "concat")[0])
     if out._params["axis"] == 0:  # np.split gives the pieces as views
         _share_storage(out, tensors, np.split(out.data, np.cumsum([np.shape(t)[0] for t in tensors[:-1]])))
     return out

@@ -582,6 +582,31 @@ def test_a_failed_backward_leaves_the_gradients_as_they_were():
     assert w.grad is None
 
 
+@pytest.mark.parametrize("arity", ["one input", "two", "three", "any number"])
+def test_ops_of_every_arity_honour_no_grad_and_detect_anomaly(arity):
+    # Each arity has its own written-out apply; each must leave the common path the same way.
+    x, w, c = leaf([[1.0, 2.0]]), leaf([[1.0], [1e308]]), leaf([1.0])
+    big, bad = leaf([[1e308, 1.0]]), leaf([[np.inf, 1.0]])
+    f, finite, op, parents = {  # the op on inputs that give a non-finite result, and on finite ones
+        "one input": (lambda: big.exp(), lambda: x.exp(), "exp", 1),
+        "two": (lambda: big * big, lambda: x * x, "*", 2),
+        "three": (lambda: addmm(c, x, w), lambda: addmm(c, x, x.T), "addmm", 3),
+        "any number": (lambda: stack([x, bad]), lambda: stack([x, x]), "stack", 2),
+    }[arity]
+    with np.errstate(over="ignore"):
+        with no_grad():
+            y = f()
+        assert y.op == "" and y.is_leaf and not y.requires_grad
+        y = f()  # the same numbers, recorded
+        assert y.op == op and y.requires_grad and len(y.parents) == parents and not np.isfinite(y.data).all()
+        for grad_mode in (enable_grad, no_grad):  # checked whether recorded or not
+            with grad_mode(), detect_anomaly(), pytest.raises(AnomalyError, match=f"op '{re.escape(op)}' produced"):
+                f()
+        with detect_anomaly():
+            y = finite()
+        assert y.op == op and y.requires_grad and np.isfinite(y.data).all()
+
+
 def test_anomaly_mode_changes_no_number():
     def run():
         W, x, b, z, h, y = small_network()

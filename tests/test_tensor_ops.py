@@ -550,6 +550,20 @@ def test_concat(axis):
     np.testing.assert_array_equal(b.grad, seed[head + (slice(n, None),)])
 
 
+def test_concat_of_many_pieces_of_different_lengths():
+    # One VJP call gives every piece its gradient, an empty piece included.
+    rng = np.random.default_rng(3)
+    lengths = [3, 0, 1, 5, 2, 0, 4] * 5
+    parts = [leaf(rng.standard_normal((n, 2))) for n in lengths]
+    c = concat(parts, axis=0)
+    seed = rng.standard_normal(c.shape)
+    c.backward(seed)
+    starts = np.cumsum([0] + lengths)
+    for p, lo, hi in zip(parts, starts[:-1], starts[1:]):
+        np.testing.assert_array_equal(p.grad, seed[lo:hi])
+        assert p.grad.shape == p.shape
+
+
 def test_concat_of_one_tensor_used_twice():
     x = leaf([1.0, 2.0])
     c = concat([x, x * 3.0, x], axis=0)

@@ -884,10 +884,9 @@ def _runs(pairs) -> list:
     k = 0  # pairs in the current run, which started with (a0, g0), at offsets first_* of base_*
     a0 = g0 = base_a = base_g = None
     first_a = first_g = last_a = last_g = step_a = step_g = 0
+    if _MOVED:  # rows since settled into one gradient: the g's that were rows are read there
+        pairs = [(a, _MOVED[id(g)][1] if _MOVED.get(id(g), (None,))[0] is g else g) for a, g in pairs]
     for a, g in pairs:
-        moved = _MOVED.get(id(g))
-        if moved is not None and moved[0] is g:
-            g = moved[1]
         place = _PLACES.get(id(a))  # what _piece answers first, without a call
         pa = place[1] if place is not None and place[0] is a else _piece(a, starts)
         if pa is None:

@@ -79,18 +79,18 @@ class Module:
         """(name, parameter) for every parameter, in definition order. A parameter (or a
         module) reachable by several paths, as with tied weights, is listed once, under
         its first name."""
-        yield from self._named_parameters("", set())
+        found = []
+        self._collect_parameters("", set(), found)
+        return iter(found)
 
-    def _named_parameters(self, prefix: str, seen: set):
+    def _collect_parameters(self, prefix: str, seen: set, found: list) -> None:
+        # NOTE: a plain recursive walk into a list, not nested generators: a training loop
+        # walks its model at every step (zero_grad, the optimizer, grad_dict), and the
+        # generators' resumptions, one per level per item, cost more than the walk itself.
         seen.add(id(self))
-        for name, value in self._children():
-            full = prefix + name
-            if isinstance(value, Module):
-                if id(value) not in seen:
-                    yield from value._named_parameters(full + ".", seen)
-            elif backends.is_parameter(value) and id(value) not in seen:
-                seen.add(id(value))
-                yield full, value
+        for name, value in vars(self).items():
+            if not name.startswith("_"):
+                _collect(prefix + name, value, seen, found)
 
     def parameters(self) -> list:
         """Every parameter: Tensors (``engine="tensor"``) or object arrays of Values."""
@@ -188,6 +188,23 @@ class Module:
         if len(lines) == 1:
             return lines[0]
         return lines[0] + " {\n" + "\n".join(lines[1:]) + "\n}"
+
+
+def _collect(name: str, value, seen: set, found: list) -> None:
+    """Add to ``found`` the (full name, parameter) pairs under the attribute ``value``
+    (as :func:`_flatten` opens it up), skipping what ``seen`` holds."""
+    if isinstance(value, Module):
+        if id(value) not in seen:
+            value._collect_parameters(name + ".", seen, found)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _collect(f"{name}.{i}", item, seen, found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _collect(f"{name}.{key}", item, seen, found)
+    elif backends.is_parameter(value) and id(value) not in seen:
+        seen.add(id(value))
+        found.append((name, value))
 
 
 def _flatten(name, value):

@@ -18,6 +18,7 @@ boolean data is cast to float64; complex, object and string data is rejected.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import time
 import weakref
@@ -472,17 +473,28 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
 
 def _apply(prim: Primitive, *args, **params) -> Tensor:
     """Run ``prim`` on ``args`` (Tensors, arrays or numbers) and record the result: the
-    general case, which every op's ``apply`` hands anything but Tensors to."""
-    like = next((t.data for t in args if isinstance(t, Tensor)), None)
-    inputs = tuple(t if type(t) is Tensor else _operand(t, like) for t in args)
+    general case, which every op's ``apply`` hands anything but Tensors to, and the
+    ``apply`` of ops with any number of inputs (stack, concat)."""
+    inputs = args
+    for a in args:
+        if type(a) is not Tensor:
+            like = next((t.data for t in args if isinstance(t, Tensor)), None)
+            inputs = tuple([t if type(t) is Tensor else _operand(t, like) for t in args])
+            if prim.arity in (1, 2, 3):  # every input a Tensor now: the op's written-out apply
+                return prim.apply(*inputs, **params)
+            break
     try:
         data = prim.forward(*[x.data for x in inputs], **params)
     except (ValueError, IndexError, TypeError) as e:
         raise _failed(prim, inputs, e) from None
+    track = False
+    for x in inputs:
+        if x.requires_grad:
+            track = True
+            break
     if len(inputs) <= 2:
-        a, b = inputs[0], inputs[1] if len(inputs) == 2 else None
-        return _result(prim, data, params, a, b, a.requires_grad or (b is not None and b.requires_grad))
-    return _result(prim, data, params, inputs, MANY, any(x.requires_grad for x in inputs))
+        return _result(prim, data, params, inputs[0], inputs[1] if len(inputs) == 2 else None, track)
+    return _result(prim, data, params, inputs, MANY, track)
 
 
 def _failed(prim: Primitive, inputs, e: Exception) -> Exception:
@@ -604,9 +616,8 @@ def _apply_function(prim: Primitive, arity):
                 return out
             out.requires_grad = track and STATE.grad_enabled
             return record(out, (a, b, c), op, track)
-    else:  # variadic: any number of inputs
-        def apply(*inputs, **params):
-            return _apply(prim, *inputs, **params)
+    else:  # any number of inputs: the general way
+        apply = functools.partial(_apply, prim)
     return apply
 
 
@@ -629,7 +640,8 @@ class Primitive:
         if len(aliases) != len(vjps):
             raise ValueError(f"{name}: {len(aliases)} aliases flags for {len(vjps)} VJPs")
         self.op = Op(name, _backward_function(vjps, aliases, variadic))
-        self.apply = _apply_function(self, None if variadic else len(vjps))
+        self.arity = None if variadic else len(vjps)  # how many inputs; None: any number
+        self.apply = _apply_function(self, self.arity)
 
 
 def _backward_function(vjps, aliases, variadic):

@@ -189,25 +189,23 @@ def detect_anomaly():
     return _setting("anomaly", True)
 
 
-def scope(name: str):
+class scope:
     """Context manager that tags every node created inside it with ``name``.
 
     Scopes nest: inside ``scope("layer 0")`` and ``scope("t=3")`` a node's scope is
     ``("layer 0", "t=3")``. Rendering groups nodes by scope (one box per layer, one per
     time step inside it) and error messages name it.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"scope() expects a str name, got {type(name).__name__}")
-    return _Scope(name)
 
-
-class _Scope:
-    # NOTE: a class, not a @contextmanager generator: an RNN enters one per time step, and
-    # the generator's machinery cost as much as a step's own ops. Leaving drops the last tag
-    # (``with`` blocks nest), so one scope object may be entered again inside itself.
+    # NOTE: a class, not a @contextmanager generator or a function returning one: an RNN
+    # enters one per time step, and the generator's machinery cost as much as a step's own
+    # ops. Leaving drops the last tag (``with`` blocks nest), so one scope object may be
+    # entered again inside itself.
     __slots__ = ("name",)
 
     def __init__(self, name: str):
+        if not isinstance(name, str):
+            raise TypeError(f"scope() expects a str name, got {type(name).__name__}")
         self.name = name
 
     def __enter__(self) -> None:
@@ -215,6 +213,9 @@ class _Scope:
 
     def __exit__(self, *exc) -> None:
         STATE.scope = STATE.scope[:-1]
+
+    def __repr__(self) -> str:
+        return f"scope({self.name!r})"
 
 
 def current_scope() -> tuple[str, ...]:

@@ -442,7 +442,9 @@ class Tensor(Node):
         return self.transpose()
 
     def __getitem__(self, index):
-        return GETITEM.apply(self, index=_index(index))
+        if type(index) is not int:  # an int (a time step of a sequence) is already normal
+            index = _index(index)
+        return GETITEM.apply(self, index=index)
 
     def softmax(self, axis=-1):
         return SOFTMAX.apply(self, axis=axis)

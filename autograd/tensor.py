@@ -532,7 +532,7 @@ def _apply_function(prim: Primitive, arity):
     inputs, with the recording of :func:`_result` inlined, as :func:`_backward_function`
     writes out the backward: an RNN step runs three ops, and the general :func:`_apply`
     (a loop over the inputs, their count tested three times, calls through ``*args``) ran
-    133 bytecodes for each, 42,000 of a T=100 forward's 69,000; these run 82. Any other
+    133 bytecodes for each, 42,000 of a T=100 forward's 69,000; these run 84. Any other
     input (a number, an array) takes the general way."""
     forward, op = prim.forward, prim.op
     if arity == 1:
@@ -619,8 +619,8 @@ def _apply_function(prim: Primitive, arity):
 
 
 class Primitive:
-    """One row of the op table: ``forward(*arrays, **params)`` and one VJP per input.
-``apply(*inputs, **params)`` runs it on Tensors (or numbers, arrays) and records the result.
+    """One row of the op table: ``forward(*arrays, **params)`` and one VJP per input;
+    ``apply(*inputs, **params)`` runs it on Tensors (or numbers, arrays) and records the result.
 
     ``aliases`` marks ops whose VJPs may return ``g`` itself or a view of it (add, reshape,
     ...), so that the edge copies before keeping it: ``True`` for every input, or one
@@ -1396,7 +1396,7 @@ TRANSPOSE = Primitive(
 GETITEM = Primitive(
     "getitem",
     lambda a, index: a[index],
-    lambda g, out, a, index: _IndexGrad(index, g),
+    lambda g, out, a, index: _IndexGrad(index, g),  # what its own backward gives, rows kept as rows
     backward=_getitem_backward,
 )
 SOFTMAX = Primitive(

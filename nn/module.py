@@ -46,7 +46,7 @@ class Module:
         # a submodule or parameter attached after construction (alone, or in a list, tuple or
         # dict) gets its full names too
         if self.__dict__.get("_built") and any(isinstance(v, Module) or backends.is_parameter(v)
-                                               for _, v in _flatten(name, value)):
+                                               for _, v in _flatten(name, value, [])):
             self._relabel()
 
     def forward(self, *args, **kwargs):
@@ -56,12 +56,13 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- walking the attributes ---------------------------------------------------------
-    def _children(self):
+    def _children(self) -> list:
         """(name, object) for every attribute, with lists, tuples and dicts opened up."""
+        found = []
         for name, value in vars(self).items():
-            if name.startswith("_"):
-                continue
-            yield from _flatten(name, value)
+            if not name.startswith("_"):
+                _flatten(name, value, found)
+        return found
 
     def named_modules(self, prefix: str = "", _seen=None):
         """(name, module) for this module and every submodule, depth first; a module
@@ -84,13 +85,19 @@ class Module:
         return iter(found)
 
     def _collect_parameters(self, prefix: str, seen: set, found: list) -> None:
-        # NOTE: a plain recursive walk into a list, not nested generators: a training loop
-        # walks its model at every step (zero_grad, the optimizer, grad_dict), and the
-        # generators' resumptions, one per level per item, cost more than the walk itself.
+        # NOTE: plain recursive walks into lists (here and in _flatten), not nested
+        # generators: a training loop walks its model at every step (zero_grad, the
+        # optimizer, grad_dict), and the generators' resumptions, one per level per item,
+        # cost more than the walk itself.
         seen.add(id(self))
-        for name, value in vars(self).items():
-            if not name.startswith("_"):
-                _collect(prefix + name, value, seen, found)
+        for name, value in self._children():
+            full = prefix + name
+            if isinstance(value, Module):
+                if id(value) not in seen:
+                    value._collect_parameters(full + ".", seen, found)
+            elif backends.is_parameter(value) and id(value) not in seen:
+                seen.add(id(value))
+                found.append((full, value))
 
     def parameters(self) -> list:
         """Every parameter: Tensors (``engine="tensor"``) or object arrays of Values."""
@@ -190,29 +197,15 @@ class Module:
         return lines[0] + " {\n" + "\n".join(lines[1:]) + "\n}"
 
 
-def _collect(name: str, value, seen: set, found: list) -> None:
-    """Add to ``found`` the (full name, parameter) pairs under the attribute ``value``
-    (as :func:`_flatten` opens it up), skipping what ``seen`` holds."""
-    if isinstance(value, Module):
-        if id(value) not in seen:
-            value._collect_parameters(name + ".", seen, found)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _collect(f"{name}.{i}", item, seen, found)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _collect(f"{name}.{key}", item, seen, found)
-    elif backends.is_parameter(value) and id(value) not in seen:
-        seen.add(id(value))
-        found.append((name, value))
-
-
-def _flatten(name, value):
+def _flatten(name: str, value, found: list) -> list:
+    """Append to ``found`` (and return it) the (name, object) pairs of ``value``, with
+    lists, tuples and dicts opened up: ``cells.0``, ``heads.out``."""
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _flatten(f"{name}.{i}", item)
+            _flatten(f"{name}.{i}", item, found)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _flatten(f"{name}.{key}", item)
+            _flatten(f"{name}.{key}", item, found)
     else:
-        yield name, value
+        found.append((name, value))
+    return found

@@ -25,6 +25,7 @@ from .value import Value
 
 # The names each module imported on first use provides.
 _LAZY = {
+    "StackBuilder": ".tensor",
     "Tensor": ".tensor",
     "addmm": ".tensor",
     "concat": ".tensor",
@@ -49,6 +50,7 @@ def __dir__():
 
 __all__ = [
     "AnomalyError",
+    "StackBuilder",
     "Tensor",
     "GradcheckError",
     "GradcheckReport",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograd import Tensor, Value, concat, stack
+from autograd import StackBuilder, Tensor, Value, concat, stack
 
 __all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
 
@@ -49,6 +49,7 @@ class TensorBackend:
 
     stack = staticmethod(stack)
     concat = staticmethod(concat)
+    stack_builder = StackBuilder  # stack(items, 0) for items that arrive one at a time
 
 
 class ValueBackend:
@@ -90,6 +91,25 @@ class ValueBackend:
     @staticmethod
     def concat(items, axis=0):
         return np.concatenate(items, axis)
+
+    @staticmethod
+    def stack_builder(n: int):
+        return _Stacking()
+
+
+class _Stacking:
+    """The value engine's :class:`autograd.StackBuilder`: ``append`` each item, then ``stack()``."""
+
+    __slots__ = ("items",)
+
+    def __init__(self):
+        self.items = []
+
+    def append(self, x) -> None:
+        self.items.append(x)
+
+    def stack(self) -> np.ndarray:
+        return np.stack(self.items, 0)
 
 
 ENGINES = {"tensor": TensorBackend, "value": ValueBackend}

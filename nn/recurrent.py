@@ -136,7 +136,7 @@ class RNN(Module):
             with scope(f"layer {l}"):
                 h = be.zeros((m, self.hidden_size)) if h0 is None else h0[l]
                 xw = cell.project(layer_input) if be.fuse_steps else None
-                states = []
+                states = be.stack_builder(T)
                 for t in range(T):
                     with scope(f"t={t + 1}"):
                         if be.fuse_steps:
@@ -144,7 +144,7 @@ class RNN(Module):
                         else:
                             h = cell.step(cell.project(layer_input[t]), h)
                     states.append(h)
-                layer_input = be.stack(states, 0)
+                layer_input = states.stack()
                 last.append(h)
         out = swap01(layer_input) if self.batch_first else layer_input
         return out, be.stack(last, 0)

@@ -350,6 +350,19 @@ def test_one_W_hh_node_serves_every_step_tensor_engine(mode):
         assert [u.scope for u in users] == [(f"layer {l}", f"t={t}") for t in range(1, T + 1)]
 
 
+def test_each_layers_states_are_pieces_of_its_stacked_output():
+    # The layer stacks its states as they are made (autograd.StackBuilder): the stacked
+    # array is the states' own storage, held once, with the numbers of the states.
+    rnn = nn.RNN(3, 4, num_layers=2, seed=2)
+    x = np.random.default_rng(3).standard_normal((5, 2, 3))
+    out, h_n = rnn(x)
+    states = out.parents
+    assert out.op == "stack" and len(states) == 5 and [s.op for s in states] == ["tanh"] * 5
+    for t, s in enumerate(states):
+        assert s.data.base is out.data and np.shares_memory(s.data, out.data[t])
+    np.testing.assert_array_equal(out.data[-1], h_n.data[-1])
+
+
 def test_one_node_per_W_hh_entry_serves_every_step_value_engine():
     T, m = 3, 2
     model = _model("many_to_many", engine="value", seed=1)

@@ -12,6 +12,7 @@ import pytest
 from autograd import (
     AnomalyError,
     GradcheckError,
+    StackBuilder,
     Tensor,
     Value,
     addmm,
@@ -819,6 +820,71 @@ def test_stack_and_concat_share_storage_with_the_results_of_ops_only():
     row = x[0] * 1.0
     stack([row, row], axis=1)
     assert row.data.base is None
+
+
+def _recurrence(x, W, collect):
+    """Five tanh steps through W over the rows of x, appended to ``collect`` one by one."""
+    h = Tensor(np.zeros((2, 3)))
+    for t in range(x.shape[0]):
+        h = addmm(x[t], h, W).tanh()
+        collect.append(h)
+    return h
+
+
+def test_a_stack_built_step_by_step_is_the_stack_without_a_copy():
+    rng = np.random.default_rng(21)
+    x0, W0, w = rng.standard_normal((5, 2, 3)), rng.standard_normal((3, 3)) * 0.5, rng.standard_normal((5, 2, 3))
+    runs = {}
+    for kind in ("stack", "builder"):
+        x, W = leaf(x0), leaf(W0)
+        if kind == "stack":
+            states = []
+            _recurrence(x, W, states)
+            out = stack(states)
+        else:
+            builder = StackBuilder(5)
+            _recurrence(x, W, builder)
+            out, states = builder.stack(), builder.tensors
+            for t, s in enumerate(states):  # each state's data is its piece of the stack's: no copy
+                assert s.data.base is out.data and np.shares_memory(s.data, out.data[t])
+        assert out.op == "stack" and out.parents == tuple(states) and out.shape == (5, 2, 3)
+        (out * w).sum().backward()
+        runs[kind] = (out.data.copy(), x.grad, W.grad, [s.grad for s in states])
+    for a, b in zip(runs["stack"][:3], runs["builder"][:3]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(runs["stack"][3], runs["builder"][3]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["a leaf", "a view", "another shape", "too few", "too many", "no grad"])
+def test_a_stack_builder_that_cannot_place_everything_is_a_plain_stack(case):
+    x = leaf(np.arange(12.0).reshape(2, 2, 3))
+    items = [x[0] * 1.0, x[1] * 2.0, x[0] * 3.0]
+    n = {"too few": 4, "too many": 2}.get(case, 3)
+    if case == "a leaf":
+        items[1] = Tensor(np.ones((2, 3)))
+    elif case == "a view":
+        items[1] = x[1]
+    builder = StackBuilder(n)
+    for item in items:
+        builder.append(item)
+    if case == "another shape":
+        builder.append(x[0, 0] * 1.0)
+        with pytest.raises(ValueError, match="stack: cannot apply to shapes"):  # the error stack() gives
+            builder.stack()
+        return
+    if case == "no grad":
+        with no_grad():
+            out = builder.stack()
+        assert not out.requires_grad and out.is_leaf
+    else:
+        out = builder.stack()
+        assert out.op == "stack" and len(out.parents) == 3
+    np.testing.assert_array_equal(out.data, np.stack([i.data for i in items]))
+    if case != "no grad":
+        out.sum().backward()
+        second = {"a leaf": 0.0, "a view": 1.0}.get(case, 2.0)  # d/dx[1] of the second item
+        np.testing.assert_array_equal(x.grad, np.stack([np.full((2, 3), 1.0 + 3.0), np.full((2, 3), second)]))
 
 
 def _pairs_sum(pairs):

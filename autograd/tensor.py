@@ -1499,13 +1499,13 @@ class StackBuilder:
         tensors = self.tensors
         i = len(tensors)
         tensors.append(t)
-        if i != self.taken or type(t) is not Tensor or not t._op:
+        if i != self.taken or i >= self.n or type(t) is not Tensor or not t._op:
             return
         data = t.data
         if i == 0 and data.base is None:  # the pieces have the stacked array as their base,
             self.slots = list(np.empty((self.n, *data.shape), data.dtype))  # which _fresh_like reads
             self.shape, self.dtype = data.shape, data.dtype
-        elif i >= self.n or data.base is not None or data.shape != self.shape or data.dtype != self.dtype:
+        elif data.base is not None or data.shape != self.shape or data.dtype != self.dtype:
             return
         piece = self.slots[i]
         piece[...] = data

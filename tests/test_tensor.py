@@ -856,11 +856,12 @@ def test_a_stack_built_step_by_step_is_the_stack_without_a_copy():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("case", ["a leaf", "a view", "another shape", "too few", "too many", "no grad"])
+@pytest.mark.parametrize("case", ["a leaf", "a view", "another shape", "too few", "too many", "none expected",
+                                  "no grad"])
 def test_a_stack_builder_that_cannot_place_everything_is_a_plain_stack(case):
     x = leaf(np.arange(12.0).reshape(2, 2, 3))
     items = [x[0] * 1.0, x[1] * 2.0, x[0] * 3.0]
-    n = {"too few": 4, "too many": 2}.get(case, 3)
+    n = {"too few": 4, "too many": 2, "none expected": 0}.get(case, 3)
     if case == "a leaf":
         items[1] = Tensor(np.ones((2, 3)))
     elif case == "a view":

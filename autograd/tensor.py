@@ -457,8 +457,10 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
         return x
     if isinstance(x, Node):
         raise TypeError(f"cannot mix a Tensor with a {type(x).__name__}")
-    if like is not None and ((isinstance(x, Number) and not isinstance(x, complex))
-                             or (isinstance(x, np.ndarray) and x.dtype.kind == "b")):
+    is_array = isinstance(x, np.ndarray)
+    if like is not None and (type(x) is float or type(x) is int  # the common numbers, and arrays,
+                             or (is_array and x.dtype.kind == "b")  # before the slower test of the ABC
+                             or (not is_array and isinstance(x, Number) and not isinstance(x, complex))):
         arr = np.asarray(x, dtype=like.dtype)  # as numpy does: float32 * mask stays float32
     else:
         arr = _as_array(x, "Tensor operand")
@@ -476,7 +478,11 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
     inputs = args
     for a in args:
         if type(a) is not Tensor:
-            like = next((t.data for t in args if isinstance(t, Tensor)), None)
+            like = None  # the data of the first Tensor, whose dtype a number takes
+            for t in args:
+                if isinstance(t, Tensor):
+                    like = t.data
+                    break
             inputs = tuple([t if type(t) is Tensor else _operand(t, like) for t in args])
             if prim.arity in (1, 2, 3):  # every input a Tensor now: the op's written-out apply
                 return prim.apply(*inputs, **params)

@@ -496,14 +496,7 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
         if x.requires_grad:
             track = True
             break
-    return _result(prim, data, params, *_parents(inputs), track)
-
-
-def _parents(inputs: tuple) -> tuple:
-    """``(p0, p1)``: how a node stores the parents ``inputs`` (as ``graph.link`` does)."""
-    if len(inputs) <= 2:
-        return inputs[0], inputs[1] if len(inputs) == 2 else None
-    return inputs, MANY
+    return _result(prim, data, params, inputs, track)
 
 
 def _failed(prim: Primitive, inputs, e: Exception) -> Exception:
@@ -512,12 +505,12 @@ def _failed(prim: Primitive, inputs, e: Exception) -> Exception:
     return type(e)(f"{prim.op}: cannot apply to shapes {shapes}: {e} (scope {format_scope(STATE.scope)})")
 
 
-def _result(prim: Primitive, data, params, p0, p1, track: bool) -> Tensor:
-    """The Tensor holding ``data``, what ``prim`` made of the parents ``p0`` and ``p1``
-    (stored as in ``graph.link``), recorded if ``track`` (some parent needs a gradient).
-    The common case (recording on, no anomaly checks) is written out; everything else
-    goes through the core's ``record``. (The ``apply`` of an op of one to three inputs
-    inlines this: see :func:`_apply_function`.)"""
+def _result(prim: Primitive, data, params, inputs: tuple, track: bool) -> Tensor:
+    """The Tensor holding ``data``, what ``prim`` made of ``inputs``, recorded if ``track``
+    (some input needs a gradient). The common case (recording on, no anomaly checks) is
+    written out, the parents stored as ``graph.link`` stores them; everything else goes
+    through the core's ``record``. (The ``apply`` of an op of one to three inputs inlines
+    this: see :func:`_apply_function`.)"""
     if type(data) is not np.ndarray:  # numpy gives scalars, not 0-d arrays, from 0-d results
         data = np.asarray(data)
     out = _new(Tensor)
@@ -527,14 +520,18 @@ def _result(prim: Primitive, data, params, p0, p1, track: bool) -> Tensor:
     out._borrowed = False
     if track and STATE.plain:
         out.requires_grad = True
-        out._p0 = p0
-        out._p1 = p1
+        n = len(inputs)
+        if n > 2:
+            out._p0, out._p1 = inputs, MANY
+        else:
+            out._p0 = inputs[0]
+            out._p1 = inputs[1] if n == 2 else None
         out._op = prim.op
         out._scope = STATE.scope
         out._id = next(_ids)
         return out
     out.requires_grad = track and STATE.grad_enabled
-    return record(out, p0 if p1 is MANY else (p0,) if p1 is None else (p0, p1), prim.op, track)
+    return record(out, inputs, prim.op, track)
 
 
 def _apply_function(prim: Primitive, arity):
@@ -1525,8 +1522,7 @@ class StackBuilder:
             return stack(tensors)
         stacked = slots[0].base
         _SHARED[id(stacked)] = stacked  # for the twin of its gradient (see _fresh_like)
-        return _result(STACK, stacked, {"axis": 0}, *_parents(tuple(tensors)),
-                       True in [t.requires_grad for t in tensors])
+        return _result(STACK, stacked, {"axis": 0}, tuple(tensors), True in [t.requires_grad for t in tensors])
 
 
 def _share_storage(out: Tensor, tensors, pieces) -> None:

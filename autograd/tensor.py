@@ -537,12 +537,13 @@ def _result(prim: Primitive, data, params, inputs: tuple, track: bool) -> Tensor
 def _apply_function(prim: Primitive, arity):
     """``prim.apply(*inputs, **params)``: run the op and record its result.
 
-    NOTE: the common case, every input a Tensor, written out for one, two and three
-    inputs, with the recording of :func:`_result` inlined, as :func:`_backward_function`
-    writes out the backward: an RNN step runs three ops, and the general :func:`_apply`
-    (a loop over the inputs, their count tested three times, calls through ``*args``) ran
-    133 bytecodes for each, 42,000 of a T=100 forward's 69,000; these run 84. Any other
-    input (a number, an array) takes the general way."""
+    NOTE: the common case (every input a Tensor, an array result, recording on, no anomaly
+    checks) written out for one, two and three inputs, as :func:`_backward_function` writes
+    out the backward; everything else goes to :func:`_apply` or :func:`_result`. An RNN
+    step runs three ops, and the general :func:`_apply` (a loop over the inputs, their
+    count tested three times, calls through ``*args``) ran 133 bytecodes for each, 42,000
+    of a T=100 forward's 69,000; these run 84. Any other input (a number, an
+    array) takes the general way."""
     forward, op = prim.forward, prim.op
     if arity == 1:
         def apply(a, **params):
@@ -552,15 +553,13 @@ def _apply_function(prim: Primitive, arity):
                 data = forward(a.data, **params) if params else forward(a.data)
             except (ValueError, IndexError, TypeError) as e:
                 raise _failed(prim, (a,), e) from None
-            if type(data) is not np.ndarray:
-                data = np.asarray(data)
-            out = _new(Tensor)
-            out.data = data
-            out.grad = None
-            out._params = params or None
-            out._borrowed = False
             track = a.requires_grad
-            if track and STATE.plain:
+            if track and STATE.plain and type(data) is np.ndarray:
+                out = _new(Tensor)
+                out.data = data
+                out.grad = None
+                out._params = params or None
+                out._borrowed = False
                 out.requires_grad = True
                 out._p0 = a
                 out._p1 = None
@@ -568,8 +567,7 @@ def _apply_function(prim: Primitive, arity):
                 out._scope = STATE.scope
                 out._id = next(_ids)
                 return out
-            out.requires_grad = track and STATE.grad_enabled
-            return record(out, (a,), op, track)
+            return _result(prim, data, params, (a,), track)
     elif arity == 2:
         def apply(a, b, **params):
             if type(a) is not Tensor or type(b) is not Tensor:
@@ -578,15 +576,13 @@ def _apply_function(prim: Primitive, arity):
                 data = forward(a.data, b.data, **params) if params else forward(a.data, b.data)
             except (ValueError, IndexError, TypeError) as e:
                 raise _failed(prim, (a, b), e) from None
-            if type(data) is not np.ndarray:
-                data = np.asarray(data)
-            out = _new(Tensor)
-            out.data = data
-            out.grad = None
-            out._params = params or None
-            out._borrowed = False
             track = a.requires_grad or b.requires_grad
-            if track and STATE.plain:
+            if track and STATE.plain and type(data) is np.ndarray:
+                out = _new(Tensor)
+                out.data = data
+                out.grad = None
+                out._params = params or None
+                out._borrowed = False
                 out.requires_grad = True
                 out._p0 = a
                 out._p1 = b
@@ -594,8 +590,7 @@ def _apply_function(prim: Primitive, arity):
                 out._scope = STATE.scope
                 out._id = next(_ids)
                 return out
-            out.requires_grad = track and STATE.grad_enabled
-            return record(out, (a, b), op, track)
+            return _result(prim, data, params, (a, b), track)
     elif arity == 3:
         def apply(a, b, c, **params):
             if type(a) is not Tensor or type(b) is not Tensor or type(c) is not Tensor:
@@ -604,15 +599,13 @@ def _apply_function(prim: Primitive, arity):
                 data = forward(a.data, b.data, c.data, **params) if params else forward(a.data, b.data, c.data)
             except (ValueError, IndexError, TypeError) as e:
                 raise _failed(prim, (a, b, c), e) from None
-            if type(data) is not np.ndarray:
-                data = np.asarray(data)
-            out = _new(Tensor)
-            out.data = data
-            out.grad = None
-            out._params = params or None
-            out._borrowed = False
             track = a.requires_grad or b.requires_grad or c.requires_grad
-            if track and STATE.plain:
+            if track and STATE.plain and type(data) is np.ndarray:
+                out = _new(Tensor)
+                out.data = data
+                out.grad = None
+                out._params = params or None
+                out._borrowed = False
                 out.requires_grad = True
                 out._p0 = (a, b, c)
                 out._p1 = MANY
@@ -620,8 +613,7 @@ def _apply_function(prim: Primitive, arity):
                 out._scope = STATE.scope
                 out._id = next(_ids)
                 return out
-            out.requires_grad = track and STATE.grad_enabled
-            return record(out, (a, b, c), op, track)
+            return _result(prim, data, params, (a, b, c), track)
     else:  # any number of inputs: the general way
         apply = functools.partial(_apply, prim)
     return apply
@@ -930,7 +922,7 @@ def _runs(pairs) -> list:
     a0 = g0 = base_a = base_g = None
     first_a = first_g = last_a = last_g = step_a = step_g = 0
     if _MOVED:  # rows since settled into one gradient: the g's that were rows are read there
-        pairs = [(a, _MOVED[id(g)][1] if _MOVED.get(id(g), (None,))[0] is g else g) for a, g in pairs]
+        pairs = [(a, m[1] if (m := _MOVED.get(id(g))) is not None and m[0] is g else g) for a, g in pairs]
     for a, g in pairs:
         place = _PLACES.get(id(a))  # what _piece answers first, without a call
         pa = place[1] if place is not None and place[0] is a else _piece(a, starts)
@@ -1489,14 +1481,13 @@ class StackBuilder:
     ``n`` tensors) makes ``stack()`` the plain ``stack`` of what was appended.
     """
 
-    __slots__ = ("n", "tensors", "taken", "slots", "shape", "dtype")
+    __slots__ = ("n", "tensors", "taken", "slots")
 
     def __init__(self, n: int):
         self.n = n
         self.tensors = []
         self.taken = 0  # how many of the first tensors took their places (all, or none since)
         self.slots = ()  # the pieces of the stacked array, made at the first append
-        self.shape = self.dtype = None  # the first one's
 
     def append(self, t) -> None:
         tensors = self.tensors
@@ -1507,8 +1498,7 @@ class StackBuilder:
         data = t.data
         if i == 0 and data.base is None:  # the pieces have the stacked array as their base,
             self.slots = list(np.empty((self.n, *data.shape), data.dtype))  # which _fresh_like reads
-            self.shape, self.dtype = data.shape, data.dtype
-        elif data.base is not None or data.shape != self.shape or data.dtype != self.dtype:
+        elif data.base is not None or data.shape != self.slots[0].shape or data.dtype != self.slots[0].dtype:
             return
         piece = self.slots[i]
         piece[...] = data

@@ -19,3 +19,19 @@ def test_time_linear_in_t_is_read_off_the_pairs_of_runs_that_took_turns():
     line = linearity(per_step, 100, 1000)
     assert f"ratio of the growths {GOAL_LINEAR + 0.01:.2f} by the pairs, 1.00 by the medians" in line
     assert "-> MISS" in line
+
+
+def test_the_processor_line_names_the_family_model_and_avx512(tmp_path):
+    from benchmarks._common import cpu_model
+
+    entry = ("processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+             "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 {extra}\n\n")
+    cpuinfo = tmp_path / "cpuinfo"
+    # two processors: only the first one's entry is read (the second has AVX-512)
+    cpuinfo.write_text(entry.format(n=0, extra="fma") + entry.format(n=1, extra="avx512f"))
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC, family 25 model 1, no AVX-512"
+    cpuinfo.write_text(entry.format(n=0, extra="avx512f avx512bw"))
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC, family 25 model 1, AVX-512"
+    cpuinfo.write_text("model name\t: Some CPU\n")  # what the system does not say is left out
+    assert cpu_model(str(cpuinfo)) == "Some CPU"
+    assert cpu_model(str(tmp_path / "missing")) != ""  # no file: the platform's name, or "processor unknown"

@@ -73,7 +73,7 @@ class ValueBackend:
             return np.array(x, dtype=object)
         arr = np.asarray(x)
         if arr.dtype != object:  # numbers (bools and ints included) become float constants
-            arr = arr.astype(np.float64)
+            arr = real_array(arr, "engine='value' input")  # complex numbers, strings: an error, as on Tensors
         arr = arr.astype(object)
         out = np.empty(arr.shape, dtype=object)
         for index, v in np.ndenumerate(arr):
@@ -178,7 +178,10 @@ def has_grad(p) -> bool:
 def real_array(x, what: str) -> np.ndarray:
     """``x`` (an array, or anything ``np.asarray`` takes) as a float64 array; a clear error,
     naming ``what``, for complex numbers, strings and other non-real data, which a cast
-    would silently mangle (complex numbers would lose their imaginary part)."""
+    would silently mangle (complex numbers would lose their imaginary part). A PyTorch tensor
+    gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
+    if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{what}: expected real numbers, got an array of dtype {arr.dtype}")

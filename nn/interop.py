@@ -37,26 +37,29 @@ SAME, TRANSPOSED, BIAS_IH, BIAS_HH = "same", "transposed", "bias_ih", "bias_hh"
 
 
 def _rows(module: Module, prefix: str = "", ours: str = ""):
-    """(torch name, our parameter name, relation) for every PyTorch entry of ``module``."""
+    """(torch name, our parameter's path, the parameter, relation) for every PyTorch entry
+    of ``module``. A parameter or module reachable by several paths (tied weights) has
+    entries under each of them, as a PyTorch module tied the same way has in its
+    ``state_dict()``."""
     if isinstance(module, Linear):
-        yield prefix + "weight", ours + "W", TRANSPOSED
+        yield prefix + "weight", ours + "W", module.W, TRANSPOSED
         if module.b is not None:
-            yield prefix + "bias", ours + "b", SAME
+            yield prefix + "bias", ours + "b", module.b, SAME
     elif isinstance(module, (RNN, RNNCell)):
         cells = module.cells if isinstance(module, RNN) else [module]
         for k, cell in enumerate(cells):
             suffix = f"_l{k}" if isinstance(module, RNN) else ""
             path = f"{ours}cells.{k}." if isinstance(module, RNN) else ours
-            yield f"{prefix}weight_ih{suffix}", path + "W_xh", TRANSPOSED
-            yield f"{prefix}weight_hh{suffix}", path + "W_hh", TRANSPOSED
+            yield f"{prefix}weight_ih{suffix}", path + "W_xh", cell.W_xh, TRANSPOSED
+            yield f"{prefix}weight_hh{suffix}", path + "W_hh", cell.W_hh, TRANSPOSED
             if cell.b_h is not None:
-                yield f"{prefix}bias_ih{suffix}", path + "b_h", BIAS_IH
-                yield f"{prefix}bias_hh{suffix}", path + "b_h", BIAS_HH
+                yield f"{prefix}bias_ih{suffix}", path + "b_h", cell.b_h, BIAS_IH
+                yield f"{prefix}bias_hh{suffix}", path + "b_h", cell.b_h, BIAS_HH
     elif isinstance(module, RNNModel):
         yield from _rows(module.rnn, prefix + "rnn.", ours + "rnn.")
-        yield prefix + "readout.weight", ours + "W_hy", TRANSPOSED
+        yield prefix + "readout.weight", ours + "W_hy", module.W_hy, TRANSPOSED
         if module.b_y is not None:
-            yield prefix + "readout.bias", ours + "b_y", SAME
+            yield prefix + "readout.bias", ours + "b_y", module.b_y, SAME
     else:
         for name, child in module._children():
             if isinstance(child, Module):
@@ -69,11 +72,10 @@ def _rows(module: Module, prefix: str = "", ours: str = ""):
 def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
     """The module's parameters (or, with ``grads=True``, their gradients) as numpy arrays
     under PyTorch's names and layouts; see the table in :mod:`nn.interop`."""
-    params = dict(module.named_parameters())
     read = backends.grad if grads else backends.data
     out = {}
-    for torch_name, ours, relation in _rows(module):
-        x = np.array(read(params[ours]), dtype=np.float64, copy=True)
+    for torch_name, _, param, relation in _rows(module):
+        x = np.array(read(param), dtype=np.float64, copy=True)
         if relation == TRANSPOSED:
             x = x.T.copy()
         elif relation == BIAS_HH and not grads:
@@ -85,31 +87,35 @@ def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
 def from_torch_state_dict(module: Module, state) -> None:
     """Load PyTorch-named weights (numpy arrays, or anything ``np.asarray`` takes, such as
     torch tensors) into ``module`` in place. Names must match exactly and shapes must be
-    PyTorch's; everything is checked before anything is written."""
+    PyTorch's; everything is checked before anything is written. A tied parameter (one
+    reachable by several paths) has an entry under each, and they must agree."""
     rows = list(_rows(module))
-    params = dict(module.named_parameters())
-    expected = {name for name, _, _ in rows}
+    expected = {name for name, _, _, _ in rows}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise KeyError(
             f"from_torch_state_dict({type(module).__name__}): missing {missing}, unexpected {unexpected}"
         )
-    new: dict[str, np.ndarray] = {}
-    for torch_name, ours, relation in rows:
-        x = backends.real_array(_numpy(state[torch_name]), f"from_torch_state_dict: {torch_name}")
-        shape = np.shape(params[ours])
+    new: dict[str, tuple] = {}  # our path -> (parameter, its new numbers, the torch names they came from)
+    for torch_name, ours, param, relation in rows:
+        x = backends.real_array(state[torch_name], f"from_torch_state_dict: {torch_name}")
+        shape = np.shape(param)
         want = shape[::-1] if relation == TRANSPOSED else shape
         if x.shape != want:
             raise ValueError(f"from_torch_state_dict: {torch_name} should have shape {want} "
                              f"(for {ours} {shape}), got {x.shape}")
         x = x.T if relation == TRANSPOSED else x
-        new[ours] = new[ours] + x if relation == BIAS_HH else x  # b_h = bias_ih + bias_hh
-    for ours, x in new.items():
-        backends.set_data(params[ours], x)
+        if relation == BIAS_HH:  # b_h = bias_ih + bias_hh
+            _, ih, names = new[ours]
+            new[ours] = (param, ih + x, f"{names} + {torch_name}")
+        else:
+            new[ours] = (param, x, torch_name)
+    first: dict[int, tuple] = {}  # id(parameter) -> (path, numbers, torch names, parameter) of its first path
+    for ours, (param, x, names) in new.items():
+        seen = first.setdefault(id(param), (ours, x, names, param))
+        if seen[0] != ours and not np.array_equal(seen[1], x):
+            raise ValueError(f"from_torch_state_dict: {seen[0]} and {ours} are the same (tied) parameter, "
+                             f"but {seen[2]} and {names} hold different numbers")
+    for _, x, _, param in first.values():
+        backends.set_data(param, x)
 
-
-def _numpy(x):
-    """torch tensors that require grad refuse ``np.asarray``; take their data first."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        return x.detach().cpu().numpy()
-    return x

@@ -14,7 +14,7 @@ import numpy as np
 from autograd import Tensor, Value, stack
 
 from . import functional as F
-from .backends import ValueBackend, swap01
+from .backends import ValueBackend, real_array, swap01
 
 __all__ = [
     "binary_cross_entropy",
@@ -37,7 +37,8 @@ def _no_node_target(target, name: str) -> None:
 
 def _target(pred, target, name: str) -> np.ndarray:
     _no_node_target(target, name)
-    target = np.asarray(target, dtype=pred.dtype if isinstance(pred, Tensor) else np.float64)
+    target = real_array(target, f"{name}: target")  # a cast would drop an imaginary part
+    target = target.astype(pred.dtype if isinstance(pred, Tensor) else np.float64, copy=False)
     if target.shape != np.shape(pred):
         raise ValueError(f"{name}: prediction shape {np.shape(pred)} and target shape {target.shape} differ")
     return target
@@ -153,23 +154,30 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
         raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
     _no_node_target(targets, "sequence_loss")
     targets = np.asarray(targets)
+    # the shapes as given, for the messages (batch_first ones are swapped below)
+    given, layout = (np.shape(outputs), targets.shape), "(m, T, ...)" if batch_first else "(T, m, ...)"
     if batch_first:
         if np.ndim(outputs) < 2 or targets.ndim < 2:
             raise ValueError(f"sequence_loss: with batch_first, outputs and targets must be (m, T, ...), "
-                             f"got {np.shape(outputs)} and {targets.shape}")
+                             f"got {given[0]} and {given[1]}")
         outputs, targets = swap01(outputs), np.swapaxes(targets, 0, 1)
     shape = np.shape(outputs)
     if len(shape) < 2 or shape[0] == 0:
-        raise ValueError(f"sequence_loss: outputs must have shape (T, m, ...) with T >= 1, got {shape}")
+        raise ValueError(f"sequence_loss: outputs must have shape {layout} with T >= 1, got {given[0]}")
     if targets.shape[:2] != shape[:2]:
-        raise ValueError(f"sequence_loss: outputs have shape {shape} (T, m, ...), targets {targets.shape}; "
-                         "the first two axes (time, batch) must match")
+        raise ValueError(f"sequence_loss: outputs have shape {given[0]} {layout}, targets {given[1]}; "
+                         "the time and batch axes must match")
     if targets.shape not in (shape, shape[:-1]):
-        raise ValueError(f"sequence_loss: outputs have shape {shape}, targets {targets.shape}; expected targets "
-                         f"of shape {shape} (values) or {shape[:-1]} (class indices)")
+        raise ValueError(f"sequence_loss: outputs have shape {given[0]}, targets {given[1]}; expected targets "
+                         f"of the outputs' shape (values) or without their last axis (class indices)")
     T, m = shape[:2]
     flat = outputs.reshape(T * m, *shape[2:])
-    losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")
+    try:
+        losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")
+    except ValueError as e:  # the loss sees every step at once: say what was given
+        raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}, the {T} steps' "
+                         f"{T * m} rows passed to {getattr(loss_fn, '__name__', 'loss_fn')} at once: "
+                         f"{e}") from None
     per_step = losses.reshape(T, -1).sum(axis=1)
     if reduction == "mean":
         per_step = per_step * (1.0 / (np.size(losses) // T))

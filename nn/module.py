@@ -34,7 +34,14 @@ class Module:
 
         @functools.wraps(init)
         def __init__(self, *args, **kw):
-            init(self, *args, **kw)
+            try:
+                init(self, *args, **kw)
+            except (ValueError, TypeError) as e:
+                # a bad argument: the message names the class too ("Linear: in_features must
+                # be ..."), once, by the outermost constructor
+                if type(self).__init__ is __init__ and type(e) in (ValueError, TypeError):
+                    raise type(e)(f"{type(self).__name__}: {e}").with_traceback(e.__traceback__) from None
+                raise
             if type(self).__init__ is __init__:  # the outermost constructor has finished
                 self._relabel()
                 object.__setattr__(self, "_built", True)

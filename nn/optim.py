@@ -120,9 +120,11 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     """Scale all gradients together so that their joint L2 norm is at most ``max_norm``.
 
     The norm is taken over every entry of every gradient, ||g|| = sqrt(Σ g²). If it exceeds
-    ``max_norm``, every gradient is multiplied by max_norm / (||g|| + 1e-6) (as PyTorch
-    does). Returns the norm *before* clipping (inf or nan if a gradient is not finite; then
-    nothing is changed).
+    ``max_norm``, every gradient is multiplied by max_norm / (||g|| + 1e-6), PyTorch's
+    factor. NOTE: PyTorch applies that factor whenever it is below 1, so where max_norm is
+    near 1e-6 it also shrinks gradients whose norm is below max_norm; here a norm at most
+    ``max_norm`` leaves every gradient as it is, as clipping by norm is defined. Returns the
+    norm *before* clipping (inf or nan if a gradient is not finite; then nothing is changed).
     """
     params = _param_list(params, "clip_grad_norm_")
     if not max_norm > 0:

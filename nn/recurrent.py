@@ -125,11 +125,7 @@ class RNN(Module):
         if self.batch_first:
             x = swap01(x)
         T, m = np.shape(x)[:2]
-        if h0 is not None:
-            h0 = be.constant(h0)
-            if np.shape(h0) != (self.num_layers, m, self.hidden_size):
-                raise ValueError(f"{type(self).__name__}({self.extra_repr()}): h0 must have shape "
-                                 f"({self.num_layers}, {m}, {self.hidden_size}), got {np.shape(h0)}")
+        h0 = check_h0(self, h0, self.num_layers, m, self.hidden_size)
 
         layer_input, last = x, []
         for l, cell in enumerate(self.cells):
@@ -215,6 +211,7 @@ class RNNModel(Module):
             check_sequence(self, x, self.rnn.input_size, self.batch_first)
             if self.batch_first:
                 x = swap01(x)
+        h0 = check_h0(self, h0, self.rnn.num_layers, np.shape(x)[1], self.rnn.hidden_size)  # named as this model
         states, h_n = self.rnn(x, h0)
         if self.mode == "many_to_one":
             with scope("readout"):
@@ -238,6 +235,19 @@ class RNNModel(Module):
             with scope("readout"), scope(f"t={t + 1}"):
                 ys.append(self._readout(states[t]))
         return be.stack(ys, 0)
+
+
+def check_h0(module, h0, num_layers: int, m: int, hidden_size: int):
+    """``h0`` as a constant of ``module``'s engine (None stays None), or a clear error naming
+    ``module`` unless it is (num_layers, m, hidden_size), whatever ``batch_first`` says (as
+    in PyTorch)."""
+    if h0 is None:
+        return None
+    h0 = module._backend.constant(h0)
+    if np.shape(h0) != (num_layers, m, hidden_size):
+        raise ValueError(f"{type(module).__name__}({module.extra_repr()}): h0 must have shape "
+                         f"({num_layers}, {m}, {hidden_size}), got {np.shape(h0)} (h0 is layers x batch x hidden)")
+    return h0
 
 
 def check_sequence(module, x, input_size: int, batch_first: bool) -> None:

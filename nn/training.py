@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from autograd import Tensor, Value
+
 from . import backends
 from .optim import clip_grad_norm_, clip_grad_value_
 
@@ -55,8 +57,11 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         index = (slice(None),) * axis + (steps,)
         y, h = model(x[index], h)
         loss = loss_fn(y, target[index])
-        value = float(np.asarray(loss.data).reshape(()))
         chunk = f"chunk {i + 1} of {-(-T // k)} (time steps {steps.start + 1}..{steps.stop})"
+        if not isinstance(loss, (Tensor, Value)) or np.size(loss.data) != 1:
+            raise TypeError(f"train_truncated: loss_fn must return the loss to differentiate, a Tensor of "
+                            f"one element or a Value; for {chunk} it returned {_describe(loss)}")
+        value = float(np.asarray(loss.data).reshape(()))
         last = f"{losses[-1]:.6g}" if losses else "none (it was the first chunk)"
         if not math.isfinite(value):
             raise FloatingPointError(
@@ -83,3 +88,11 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         losses.append(value)
         h = backends.detach(h)
     return losses
+
+
+def _describe(x) -> str:
+    if isinstance(x, Tensor):
+        return f"a Tensor of shape {x.shape}"
+    if isinstance(x, np.ndarray):
+        return f"a numpy array of shape {x.shape}"
+    return f"a {type(x).__name__}"

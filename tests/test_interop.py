@@ -341,3 +341,63 @@ def test_parameter_without_torch_layout():
         nn.to_torch_state_dict(model)
     with pytest.raises(TypeError, match="no PyTorch layout.*gain of Scaled"):
         nn.from_torch_state_dict(model, {"layer.weight": np.zeros((2, 2)), "layer.bias": np.zeros(2)})
+
+
+class Tied(nn.Module):
+    """Two paths to one Linear, and a readout weight shared with the recurrence, as tied
+    weights are: PyTorch's state_dict() of the same tying has an entry under every path."""
+
+    def __init__(self, engine="tensor"):
+        self.a = nn.Linear(3, 3, seed=0, engine=engine)
+        self.b = self.a
+        self.model = nn.RNNModel(2, 3, 3, mode="many_to_many", seed=1, engine=engine)
+        self.model.W_hy = self.model.rnn.cells[0].W_hh
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_tied_parameters_export_under_every_path(engine):
+    tied = Tied(engine)
+    state = nn.to_torch_state_dict(tied)
+    assert sorted(state) == sorted(["a.weight", "a.bias", "b.weight", "b.bias", "model.rnn.weight_ih_l0",
+                                    "model.rnn.weight_hh_l0", "model.rnn.bias_ih_l0", "model.rnn.bias_hh_l0",
+                                    "model.readout.weight", "model.readout.bias"])
+    W = nn.backends.data(tied.a.W)
+    for name in ("a.weight", "b.weight"):
+        np.testing.assert_array_equal(state[name], W.T)
+    W_hh = nn.backends.data(tied.model.rnn.cells[0].W_hh)
+    np.testing.assert_array_equal(state["model.readout.weight"], W_hh.T)  # readout.weight is W_hyᵀ = W_hhᵀ
+    np.testing.assert_array_equal(state["model.rnn.weight_hh_l0"], W_hh.T)
+
+
+def test_tied_parameters_import_when_their_entries_agree():
+    tied = Tied()
+    rng = np.random.default_rng(8)
+    state = {k: rng.normal(size=v.shape) for k, v in nn.to_torch_state_dict(tied).items()}
+    state["b.weight"], state["b.bias"] = state["a.weight"], state["a.bias"]
+    state["model.readout.weight"] = state["model.rnn.weight_hh_l0"]
+    nn.from_torch_state_dict(tied, state)
+    np.testing.assert_array_equal(tied.a.W.data, state["a.weight"].T)
+    np.testing.assert_array_equal(tied.model.W_hy.data, state["model.rnn.weight_hh_l0"].T)
+    np.testing.assert_array_equal(tied.model.rnn.cells[0].b_h.data,
+                                  state["model.rnn.bias_ih_l0"] + state["model.rnn.bias_hh_l0"])
+    assert nn.to_torch_state_dict(tied)["b.bias"].tolist() == state["a.bias"].tolist()
+
+
+def test_tied_parameters_whose_entries_disagree_are_refused_before_anything_is_written():
+    tied = Tied()
+    before = nn.to_torch_state_dict(tied)
+    state = {k: v + 1.0 for k, v in before.items()}
+    state["b.weight"] = state["a.weight"] + 1.0  # a.W and b.W are one parameter
+    with pytest.raises(ValueError, match=r"a\.W and b\.W are the same \(tied\) parameter, "
+                                         r"but a\.weight and b\.weight hold different numbers"):
+        nn.from_torch_state_dict(tied, state)
+    state["b.weight"] = state["a.weight"]
+    state["model.readout.weight"] = state["model.rnn.weight_hh_l0"] * 2.0
+    with pytest.raises(ValueError, match=r"model\.rnn\.cells\.0\.W_hh and model\.W_hy are the same"):
+        nn.from_torch_state_dict(tied, state)
+    after = nn.to_torch_state_dict(tied)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)

@@ -339,6 +339,35 @@ def test_sequence_loss_needs_time_and_batch_axes(shape):
         nn.sequence_loss(nn.mse_loss, Tensor(np.ones(shape), requires_grad=True), np.ones(shape))
 
 
+def test_sequence_loss_batch_first_errors_give_the_shapes_as_passed():
+    out = Tensor(np.zeros((2, 5, 3)), requires_grad=True)  # (m, T, classes)
+    with pytest.raises(ValueError, match=r"outputs have shape \(2, 5, 3\) \(m, T, ...\), targets \(2, 4\); "
+                                         r"the time and batch axes must match"):
+        nn.sequence_loss(nn.cross_entropy, out, np.zeros((2, 4), int), batch_first=True)
+
+
+def test_sequence_loss_names_the_shapes_passed_when_the_step_loss_refuses_them():
+    # (T, m) targets for (T, m, 1) outputs pass the sequence check (class indices), then
+    # mse_loss sees every step at once as rows: the message says what was passed, and why
+    out = Tensor(np.zeros((10, 1, 1)), requires_grad=True)
+    with pytest.raises(ValueError) as info:
+        nn.sequence_loss(nn.mse_loss, out, np.zeros((10, 1)))
+    assert str(info.value) == ("sequence_loss: outputs of shape (10, 1, 1), targets (10, 1), the 10 steps' 10 rows "
+                               "passed to mse_loss at once: mse_loss: prediction shape (10, 1) and target shape "
+                               "(10,) differ")
+
+
+@pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.binary_cross_entropy, nn.binary_cross_entropy_with_logits],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad, dtype", [([[0.5 + 1j, 0.5]], "complex128"), ([["0.5", "1"]], "<U3")])
+def test_complex_or_string_targets_are_rejected(loss_fn, engine, bad, dtype):
+    # a cast would keep only the real parts (or parse the strings) without a word
+    with pytest.raises(TypeError, match=re.escape(f"{loss_fn.__name__}: target: expected real numbers, "
+                                                  f"got an array of dtype {dtype}")):
+        loss_fn(leaf(np.full((1, 2), 0.5), engine), bad)
+
+
 def test_sequence_loss_reduction():
     with pytest.raises(ValueError, match="sequence_loss: reduction must be 'mean' or 'sum', got 'none'"):
         nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, reduction="none")

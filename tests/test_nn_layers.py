@@ -1,6 +1,8 @@
 """Initialisation, nn.Linear and nn.MLP on both engines: values against numpy, gradients
 against finite differences and closed forms, and the errors for bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -237,7 +239,7 @@ def test_mlp_wrong_input_size_names_the_first_layer():
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3", None])
 def test_bad_layer_sizes(bad):
-    with pytest.raises(ValueError, match=f"in_features must be an int >= 1, got {bad!r}"):
+    with pytest.raises(ValueError, match=f"^Linear: in_features must be an int >= 1, got {re.escape(repr(bad))}$"):
         nn.Linear(bad, 2)
     with pytest.raises(ValueError, match=f"out_features must be an int >= 1, got {bad!r}"):
         nn.Linear(2, bad)
@@ -262,6 +264,14 @@ def test_wrong_engine_inputs_are_rejected():
     values = np.array([[Value(0.0), Value(1.0)]], dtype=object)
     with pytest.raises(TypeError, match="engine='tensor' got a numpy object array"):
         nn.Linear(2, 2)(values)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad, dtype", [(np.array([[1 + 5j, 2.0]]), "complex128"), (np.array([["1", "2"]]), "<U1")])
+def test_complex_or_string_inputs_are_rejected_on_both_engines(engine, bad, dtype):
+    # A cast would keep only the real parts (or parse the strings) without a word.
+    with pytest.raises(TypeError, match=f"real numbers(,|;) got an array of dtype {dtype}"):
+        nn.Linear(2, 1, engine=engine, seed=0)(bad)
 
 
 def test_value_engine_passes_value_inputs_through_so_gradients_reach_them():

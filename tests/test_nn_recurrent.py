@@ -541,6 +541,12 @@ def test_model_bad_shapes(engine):
     batch_first = _model("many_to_many", engine=engine, batch_first=True)
     with pytest.raises(ValueError, match=r"RNNModel\(.*the input must have shape \(m, T, 2\), got \(5, 4\)"):
         batch_first(np.zeros((5, 4)))
+    # h0 is (layers, batch, hidden) with batch_first too; the error names the model the user
+    # built, not its inner time-first RNN
+    with pytest.raises(ValueError, match=r"^RNNModel\(mode='many_to_many'.*h0 must have shape \(1, 5, 3\), "
+                                         r"got \(1, 4, 3\) \(h0 is layers x batch x hidden\)"):
+        batch_first(np.zeros((5, 4, 2)), np.zeros((1, 4, 3)))
+    assert np.shape(batch_first(np.zeros((5, 4, 2)), np.zeros((1, 5, 3)))[0]) == (5, 4, 2)
 
 
 def test_bug_batch_first_model_size_error_names_the_given_shape():
@@ -580,6 +586,13 @@ def test_bad_constructor_arguments():
     for make, message in cases:
         with pytest.raises(ValueError, match=message):
             make()
+    # the message starts with the class built (and the inner one, where that one refused)
+    with pytest.raises(ValueError, match=r"^RNN: hidden_size must be an int >= 1, got 0$"):
+        nn.RNN(2, 0)
+    with pytest.raises(ValueError, match=r"^RNNModel: RNN: hidden_size must be an int >= 1, got 0$"):
+        nn.RNNModel(2, 0, 2)
+    with pytest.raises(ValueError, match=r"^RNNModel: mode must be one of"):
+        nn.RNNModel(2, 3, 2, mode="many_to_few")
 
 
 def test_wrong_engine_inputs_are_rejected():

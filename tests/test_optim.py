@@ -390,6 +390,15 @@ def test_clip_grad_norm_leaves_gradients_below_the_limit(kind, max_norm):
         np.testing.assert_array_equal(backends.grad(p), g)
 
 
+def test_clip_grad_norm_leaves_a_tiny_norm_below_a_tiny_limit_alone():
+    # PyTorch's factor max_norm / (norm + 1e-6) is 2/3 here, and PyTorch applies it whenever
+    # it is below 1; clipping by norm changes nothing when the norm is within the limit.
+    p = Tensor(np.zeros(2), requires_grad=True)
+    p.grad = np.array([3e-7, 4e-7])  # norm 5e-7
+    assert nn.clip_grad_norm_([p], 1e-6) == pytest.approx(5e-7, rel=1e-15)
+    np.testing.assert_array_equal(p.grad, [3e-7, 4e-7])
+
+
 def test_clip_grad_norm_of_single_values_and_missing_gradients():
     a, b = Value(1.0), Value(2.0)
     a.grad, b.grad = 6.0, -8.0

@@ -297,6 +297,20 @@ def test_a_finite_loss_with_a_non_finite_gradient_stops_before_updating(engine):
     assert_dicts_close(net.state_dict(), stepped(start, grads0))  # only the first chunk's step
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_loss_that_is_not_one_number_is_refused_before_anything_changes(engine):
+    x, target = data(T=4, m=1)
+    net = model(engine, hidden=2)
+    start = net.state_dict()
+    with pytest.raises(TypeError) as info:  # the outputs themselves, not a loss of them
+        nn.train_truncated(net, x, target, lambda y, t: y, SGD(net.parameters(), lr=LR), k=2)
+    kind = "Tensor" if engine == "tensor" else "numpy array"
+    assert str(info.value) == ("train_truncated: loss_fn must return the loss to differentiate, a Tensor of one "
+                               f"element or a Value; for chunk 1 of 2 (time steps 1..2) it returned a {kind} of "
+                               f"shape {(2, 1, np.shape(target)[-1])}")
+    assert_dicts_close(net.state_dict(), start)
+
+
 def test_the_first_chunk_starts_from_h0_and_the_next_from_the_carried_state():
     x, target = data(T=4, m=3)
     h0 = np.random.default_rng(9).standard_normal((1, 3, 3))  # (layers, m, hidden)

@@ -316,7 +316,12 @@ class Node:
         return f"{name} {self._summary()}"
 
     def _summary(self) -> str:
-        return repr(self.data)
+        return self._summarize(self.data)
+
+    @staticmethod
+    def _summarize(x) -> str:
+        """A short line for numbers of this node kind (its data, or a gradient) in messages."""
+        return repr(x)
 
     def backward(self, grad=None) -> None:
         """Reverse-mode differentiation from this node; see :func:`autograd.backward`."""
@@ -650,7 +655,7 @@ class _Pass:
             if checked and not node._is_finite(total):
                 raise AnomalyError(
                     f"adding this pass's gradient of {node._describe()} to the one it already had "
-                    f"gives a non-finite gradient {total!r}\n  scope: {format_scope(node._scope)}"
+                    f"gives a non-finite gradient {node._summarize(total)}\n  scope: {format_scope(node._scope)}"
                 )
             sums.append(total)
         for (node, _), total in zip(self.held, sums):  # nothing is written until every sum is made
@@ -663,7 +668,7 @@ def _check_backward(node) -> None:
         g = p.grad
         if g is not None and not is_finite(g):
             raise AnomalyError(
-                f"backward of op '{node._op}' gave input {i} a non-finite gradient {g!r}\n"
+                f"backward of op '{node._op}' gave input {i} a non-finite gradient {p._summarize(g)}\n"
                 f"  scope: {format_scope(node._scope)}\n"
-                f"  output: {node._describe()}, grad {node.grad!r}\n" + _inputs(node._prev)
+                f"  output: {node._describe()}, grad {node._summarize(node.grad)}\n" + _inputs(node._prev)
             )

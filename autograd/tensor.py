@@ -58,6 +58,15 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
         return arr
     if kind in "iub":
         return arr.astype(np.float64)
+    if kind == "O" and arr is not data:  # numbers numpy keeps as objects (ints past 2**64), or not numbers
+        bad = [v for v in arr.flat if isinstance(v, complex) or not isinstance(v, Number)][:1]
+        if not bad:
+            try:
+                return arr.astype(np.float64)
+            except OverflowError:
+                raise ValueError(f"{what}: an integer is too large for a float64 (past 1.8e308)") from None
+        where = "" if arr.ndim == 0 else f" among the entries of the {type(data).__name__} given"
+        raise TypeError(f"{what} expects real numbers; got {bad[0]!r} ({type(bad[0]).__name__}){where}")
     raise TypeError(
         f"{what} expects real numbers; got an array of dtype {arr.dtype} "
         f"(from {type(data).__name__}). Integer and boolean data is cast to float64; "
@@ -169,8 +178,14 @@ class Tensor(Node):
             raise ValueError(f"expected an array of shape {b.shape}, got {type(a).__name__} of shape {np.shape(a)}")
         return np.add(a, b, out=np.empty_like(a))
 
-    def _summary(self) -> str:
-        d = self.data
+    @staticmethod
+    def _summarize(d) -> str:
+        if type(d) is _Products:  # a gradient still kept as products
+            d = d.total()
+        elif type(d) is _Rows:  # or as rows: the ones that arrived
+            return f"rows {sorted(d.rows)} of {d.n} so far: " + Tensor._summarize(np.stack(list(d.rows.values())))
+        if type(d) is not np.ndarray:
+            return repr(d)
         if d.size == 1:
             return f"{d.reshape(()).item():.6g}"
         bad = d.size - int(np.isfinite(d).sum())
@@ -360,7 +375,7 @@ class Tensor(Node):
     def __pow__(self, exponent):
         if isinstance(exponent, Node):
             raise TypeError(
-                "Tensor ** Tensor is not supported: the exponent must be a number, "
+                f"Tensor ** {type(exponent).__name__} is not supported: the exponent must be a number, "
                 f"got a {type(exponent).__name__}"
             )
         if not isinstance(exponent, Number) or isinstance(exponent, (bool, complex)):
@@ -399,6 +414,9 @@ class Tensor(Node):
 
     def clip(self, low: float, high: float):
         """Entries limited to ``[low, high]``; the gradient passes where low <= x <= high."""
+        for name, v in (("low", low), ("high", high)):
+            if isinstance(v, (bool, complex)) or not isinstance(v, Number):
+                raise TypeError(f"clip: {name} must be a real number, got {v!r} ({type(v).__name__})")
         if not low <= high:  # NaN fails too
             raise ValueError(f"clip: needs numbers low <= high, got low={low}, high={high}")
         return CLIP.apply(self, low=float(low), high=float(high))
@@ -408,6 +426,8 @@ class Tensor(Node):
 
     def mean(self, axis=None, keepdims: bool = False):
         axes = _axes(axis, self.data.ndim, "mean")
+        if axes is not None and len(set(axes)) != len(axes):  # (else sum would name itself in the error)
+            raise ValueError(f"mean: axis {axis!r} names an axis twice (scope {format_scope(STATE.scope)})")
         count = self.data.size if axes is None else int(np.prod([self.data.shape[a] for a in axes]))
         if count == 0:
             raise ValueError(f"mean over an empty axis of a Tensor of shape {self.data.shape}")
@@ -1086,8 +1106,8 @@ def _matmul_grad_2d(which, g, a, b):
 
 
 # During a pass: id(W) -> [W, products g Wᵀ so far, what they use from then on (the view
-# or an aligned C-contiguous copy of Wᵀ), or None]; see _transposed. Emptied at the end of
-# every pass, before anything can change W.
+# or an aligned C-contiguous copy of Wᵀ), or None, and the shape of g it was chosen for];
+# see _transposed. Emptied at the end of every pass, before anything can change W.
 _TRANSPOSED: dict = {}
 _COPY_AFTER = 4  # products by the same W before the way to multiply by Wᵀ is settled
 # (shape of g, shape of W, dtype) -> whether g Wᵀ is faster by a copy of Wᵀ than by the view,
@@ -1107,15 +1127,17 @@ def _transposed(b: np.ndarray, g: np.ndarray) -> np.ndarray:
     the benchmark RNN's forward + backward 2% slower. An RNN's backward makes this product
     once per step with the same W_hh. A weight used once or twice per pass (a layer's) is
     not copied. At 512 units, where the copy costs about as much as a hundred products
-    save, it is not made either (``b.size`` past 2**16).
+    save, it is not made either (``b.size`` past 2**16). The copy serves only products with
+    a g of the shape it was measured for, whose bits it was found to give: another shape
+    (a 1-row g, a shorter last batch) may go to a routine that sums in another order.
     """
     entry = _TRANSPOSED.get(id(b))
     if entry is not None and entry[2] is not None and entry[0] is b:  # settled: every product after the fourth
-        return entry[2]
+        return entry[2] if g.shape == entry[3] else b.T
     if b.size > 1 << 16 or not b.flags.c_contiguous:
         return b.T
     if entry is None or entry[0] is not b:
-        _TRANSPOSED[id(b)] = [b, 1, None]
+        _TRANSPOSED[id(b)] = [b, 1, None, None]
         return b.T
     entry[1] += 1
     if entry[1] < _COPY_AFTER:
@@ -1130,6 +1152,7 @@ def _transposed(b: np.ndarray, g: np.ndarray) -> np.ndarray:
         if faster is None:
             faster = _COPY_FASTER[key] = _copy_is_faster(g, b.T, copy)
         entry[2] = copy if faster else b.T
+    entry[3] = g.shape
     return entry[2]
 
 
@@ -1311,8 +1334,8 @@ def _fresh_like(out: np.ndarray) -> np.ndarray:
     131 MB), backward right after a numpy run took 1.0 s with the twin and 0.55 s without.
     """
     base = out.base
-    if base is None or not out.flags.c_contiguous or out.dtype != base.dtype:
-        return np.empty_like(out)
+    if type(base) is not np.ndarray or not out.flags.c_contiguous or out.dtype != base.dtype:
+        return np.empty_like(out)  # (an unpickled array's base is the bytes it was read from)
     twin = _TWINS.get(id(base))
     if twin is None or twin[0] is not base:
         if _SHARED.get(id(base)) is not base or base.nbytes >= _TWIN_BYTES:
@@ -1458,6 +1481,8 @@ def stack(tensors, axis: int = 0) -> Tensor:
 def concat(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``np.concatenate``)."""
     tensors = _sequence(tensors, "concat")
+    if axis is None:  # np.concatenate flattens then; say so rather than fail inside
+        raise TypeError("concat: axis must be an int, got None (to join flattened tensors, reshape them to 1-D first)")
     ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
     out = CONCAT.apply(*tensors, axis=_axes(axis, ndim, "concat")[0])
     if out._params["axis"] == 0:  # np.split gives the pieces as views
@@ -1507,7 +1532,7 @@ class StackBuilder:
 
     def stack(self) -> Tensor:
         tensors, slots = self.tensors, self.slots
-        if (self.taken != self.n or len(tensors) != self.n
+        if (not tensors or self.taken != self.n or len(tensors) != self.n
                 or not all(map(operator.is_, [t.data for t in tensors], slots))):
             return stack(tensors)
         stacked = slots[0].base

@@ -85,8 +85,8 @@ def _pow_backward(op, out):
         return
     x = a.data
     d = _ieee(pow, x, p - 1.0)
-    if x < 0 and abs(p) >= _EXACT:  # p - 1 rounded to an even number; the true one is odd
-        d = -d
+    if abs(p) >= _EXACT:  # p is an even integer, so p - 1 is odd: x**(p - 1) has x's sign,
+        d = math.copysign(d, x)  # which is lost where p - 1 rounded to an even number
     a.grad += out.grad * p * d
 
 
@@ -223,8 +223,9 @@ class Value(Node):
             if node.grad is _ZERO:
                 node.grad = _REACHED_ZERO
 
-    def _summary(self) -> str:
-        return f"{self.data:.6g}"
+    @staticmethod
+    def _summarize(x) -> str:
+        return f"{x:.6g}"
 
     # --- primitives -----------------------------------------------------------------
     __add__ = __radd__ = _binary(ADD, "Value + x")

@@ -16,7 +16,7 @@ import pytest
 import nn
 from autograd import Tensor, Value
 
-from .reference import numbers
+from .reference import TensorLike, numbers
 
 REFERENCE = Path(__file__).parent / "data" / "torch_rnn_reference.npz"
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -188,24 +188,6 @@ def test_round_trip_is_identity(engine):
     for key, value in nn.to_torch_state_dict(target).items():
         np.testing.assert_array_equal(value, exported[key], err_msg=key)
 
-
-class TensorLike:
-    """Stands in for a torch tensor that requires grad: refuses np.asarray, offers detach().cpu().numpy()."""
-
-    def __init__(self, array):
-        self._array = np.asarray(array)
-
-    def __array__(self, *args, **kwargs):
-        raise RuntimeError("call .detach() first")
-
-    def detach(self):
-        return self
-
-    def cpu(self):
-        return self
-
-    def numpy(self):
-        return self._array
 
 
 @pytest.mark.parametrize("convert", [lambda a: a.tolist(), lambda a: a.astype(np.float32), TensorLike],

@@ -7,7 +7,7 @@ import pytest
 import nn
 from autograd import Tensor, Value
 
-from .reference import numbers
+from .reference import TensorLike, numbers
 
 ENGINES = ["tensor", "value"]
 
@@ -338,30 +338,11 @@ def test_load_rejects_complex_or_string_numbers_and_changes_nothing(engine, bad,
     _unchanged_after_failed_load(m, state, TypeError, "load_state_dict: b_y: expected real numbers", dtype)
 
 
-class RequiresGradLike:
-    """Stands in for a torch tensor that requires grad: refuses np.asarray, offers detach().cpu().numpy()."""
-
-    def __init__(self, array):
-        self._array = np.asarray(array)
-
-    def __array__(self, *args, **kwargs):
-        raise RuntimeError("call .detach() first")
-
-    def detach(self):
-        return self
-
-    def cpu(self):
-        return self
-
-    def numpy(self):
-        return self._array
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_load_takes_the_numbers_of_tensors_that_refuse_asarray(engine):
     m = nn.RNNModel(2, 3, 2, engine=engine, seed=1)
     state = {k: v + 1.0 for k, v in m.state_dict().items()}
-    m.load_state_dict({k: RequiresGradLike(v) for k, v in state.items()})
+    m.load_state_dict({k: TensorLike(v) for k, v in state.items()})
     after = m.state_dict()
     assert all(np.array_equal(after[k], state[k]) for k in state)
 

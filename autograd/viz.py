@@ -56,8 +56,10 @@ Options (all keyword-only):
   and the edges between two drawn nodes merge into one, labelled ``×k`` for k uses (their
   gradient sizes combine as an L2 norm); outside the gradient view, Graphviz bundles edges
   that share an end;
-* ``max_nodes`` (1500; None for no limit) and ``on_overflow`` ("raise" or "collapse"): a
-  bigger drawing raises a ValueError that suggests ``collapse=True``, or collapses itself.
+* ``max_nodes`` (600; None for no limit), ``max_steps`` (24; None for no limit) and
+  ``on_overflow`` ("raise" or "collapse"): a drawing of more nodes, or one that would unfold a
+  sequence of more time steps (whose layout time grows with the square of their number: see
+  ``MAX_STEPS``), raises a ValueError that suggests ``collapse=True``, or collapses itself.
 
 The DOT text is deterministic: nodes are numbered ``n0, n1, ...`` in topological order and
 folded steps ``s0, s1, ...``, so the same graph gives the same text every time. Building it
@@ -82,7 +84,15 @@ from .graph import Node, topological_order
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
 FORMATS = ("svg", "png", "pdf", "dot")
-MAX_NODES = 1500
+# NOTE: dot (2.43) took 1.1 s to lay out a scalar RNN of 556 nodes unfolded, 7.5 s at 709
+# nodes and over three minutes at 1,168.
+MAX_NODES = 600
+# NOTE: Graphviz's layout of unfolded steps grows with the square of their number: a shared
+# weight's arrows into every step, and the steps' chain through the states, cross more ranks
+# with every step, and dot (2.43) adds a point per rank crossed. A tensor RNN of 25 steps
+# (116 nodes) took 1.8 s to lay out, 30 steps 17 s, 40 steps a minute, and 100 had not
+# finished after 590 s; folded, 100 steps take under a second.
+MAX_STEPS = 24
 RANKDIRS = ("LR", "TB", "RL", "BT")
 _STEP_TAG = re.compile(r"t=\d+")
 
@@ -136,7 +146,7 @@ def _needs_dot():
 def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_grad: bool = True,
                group: bool = True, rankdir: str = "LR", gradient_view: bool = False, edge_labels: bool = False,
                collapse: bool = False, max_nodes: int | None = MAX_NODES, on_overflow: str = "raise",
-               steps_per_row: int | None = 10) -> GraphDrawing:
+               steps_per_row: int | None = 10, max_steps: int | None = MAX_STEPS) -> GraphDrawing:
     """The computation graph behind ``root`` (a Value, a Tensor, an object array of Values,
     or a list/tuple of those) as a :class:`GraphDrawing`, to show in Jupyter or to save::
 
@@ -147,7 +157,7 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
 
     The module docstring describes what is drawn, the styles, the layout and every option.
     """
-    _check_options(rankdir, max_nodes, on_overflow, steps_per_row)
+    _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps)
     roots = _roots(root)
     if gradient_view and all(r.grad is type(r)._EMPTY_GRAD for r in roots):
         raise RuntimeError(
@@ -157,7 +167,7 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
         )
     graph = _Graph(roots)
     boxes = _Boxes(graph)
-    _fit(graph, boxes, collapse, max_nodes, on_overflow)
+    _fit(graph, boxes, collapse, max_nodes, on_overflow, max_steps)
     flows = _edge_flows(graph) if gradient_view else None
     text = _Text(show_label, show_data, show_grad)
     body, edge_count = _dot_body(graph, boxes, text, flows, group, edge_labels, steps_per_row, rankdir)
@@ -203,12 +213,23 @@ def save_graph(root, path, **options) -> str:
     return str(path)
 
 
-def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str) -> None:
-    """Fold the time steps if asked to (or if the drawing is too big and ``on_overflow`` is
-    "collapse"); raise if the drawing still has more than ``max_nodes`` nodes."""
-    if boxes.steps and (collapse or (max_nodes is not None and boxes.drawn > max_nodes
-                                     and on_overflow == "collapse")):
+def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str, max_steps=None) -> None:
+    """Fold the time steps if asked to (or if the drawing is too big, more than ``max_nodes``
+    nodes or a sequence of more than ``max_steps`` unfolded steps, and ``on_overflow`` is
+    "collapse"); raise if the drawing is still too big."""
+    longest = 1 + max((box.column for box in boxes.steps), default=-1)  # steps in the longest sequence
+    too_long = max_steps is not None and longest > max_steps
+    if boxes.steps and (collapse or (on_overflow == "collapse" and (
+            too_long or (max_nodes is not None and boxes.drawn > max_nodes)))):
         boxes.fold_steps()  # (a graph with no time steps has nothing to fold)
+    if too_long and not boxes.folded:
+        raise ValueError(
+            f"draw_graph: the drawing unfolds a sequence of {longest} time steps, more than "
+            f"max_steps={max_steps}; Graphviz's layout of unfolded steps grows with the square of "
+            "their number (30 steps of a tensor RNN took 17 s; 100 had not finished after 590 s). Pass "
+            "collapse=True to fold each step into one node (or on_overflow='collapse'), draw a "
+            "shorter sequence, or pass max_steps=None"
+        )
     if max_nodes is None or boxes.drawn <= max_nodes:
         return
     if not boxes.steps:
@@ -230,7 +251,7 @@ def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: s
     )
 
 
-def _check_options(rankdir, max_nodes, on_overflow, steps_per_row) -> None:
+def _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps=None) -> None:
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw_graph: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
     if on_overflow not in ("raise", "collapse"):
@@ -240,6 +261,8 @@ def _check_options(rankdir, max_nodes, on_overflow, steps_per_row) -> None:
     if steps_per_row is not None and (isinstance(steps_per_row, bool) or not isinstance(steps_per_row, int)
                                       or steps_per_row < 1):
         raise ValueError(f"draw_graph: steps_per_row must be a positive int or None, got {steps_per_row!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"draw_graph: max_steps must be a positive int or None, got {max_steps!r}")
 
 
 def _roots(obj) -> list:
@@ -662,19 +685,24 @@ def _edge_lines(edges: list, n: int, rows, gradient_view: bool, edge_labels: boo
     largest = max((e[3] for e in edges if e[3] is not None and 0.0 < e[3] < math.inf), default=1.0)
     lines = []
     for a, b, uses, size in edges:
-        attrs = []
+        attrs, xlabel = [], []
         across = rows is not None and rows[a] and rows[b] and rows[a][0] == rows[b][0] and rows[a][1] != rows[b][1]
         if uses > 1:
             # NOTE: an edge into a later row is laid out as one within a rank, where Graphviz
             # (2.43) cannot route a label: it fails with "illegal values of prev 1 and next 1".
-            attrs.append(f'{"xlabel" if across else "label"}="×{uses}"')
+            if across:
+                xlabel.append(f"×{uses}")
+            else:
+                attrs.append(f'label="×{uses}"')
         if across:
             attrs.append("constraint=false")  # an edge into a later row must not pull that row right
         if gradient_view:
             attrs.append("dir=back")
             attrs += _flow_style(size, largest)
             if edge_labels and size is not None:
-                attrs.append(f'xlabel="{size:.3g}"')
+                xlabel.append(f"{size:.3g}")
+        if xlabel:  # one xlabel: of two, Graphviz keeps only the last
+            attrs.append(f'xlabel="{" ".join(xlabel)}"')
         tail = f"n{a}" if a < n else f"s{a - n}"
         head = f"n{b}" if b < n else f"s{b - n}"
         lines.append(f"\t{tail} -> {head} [{' '.join(attrs)}]\n" if attrs else f"\t{tail} -> {head}\n")

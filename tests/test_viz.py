@@ -332,8 +332,28 @@ def test_long_sequences_wrap_into_rows():
     assert constraint[("s8", "s9")] is None and constraint[("s10", "s11")] is None
     # the k-th steps of all rows share a rank, stacked in time order (top to bottom in LR)
     assert "{rank=same; s20 -> s10 -> s0 [style=invis]}" in drawing.source
-    for one_line in (draw_graph(out, collapse=True, steps_per_row=None), draw_graph(out)):
+    for one_line in (draw_graph(out, collapse=True, steps_per_row=None), draw_graph(out, max_steps=None)):
         assert "rank=same" not in one_line.source and "constraint=false" not in one_line.source
+
+
+def test_a_sequence_too_long_to_lay_out_unfolded_asks_to_be_collapsed():
+    # dot's layout of unfolded steps grows with the square of their number (30 steps of this
+    # RNN took 17 s; 100 had not finished after 590 s): past max_steps the drawing refuses, or collapses
+    from autograd.viz import MAX_STEPS
+
+    _, out = rnn_output("tensor", T=MAX_STEPS + 1)
+    with pytest.raises(ValueError, match=rf"unfolds a sequence of {MAX_STEPS + 1} time steps, more than "
+                                         rf"max_steps={MAX_STEPS}; .*Pass collapse=True"):
+        draw_graph(out)
+    assert draw_graph(out, on_overflow="collapse").collapsed
+    assert draw_graph(out, collapse=True).collapsed
+    assert not draw_graph(out, max_steps=None).collapsed
+    assert not draw_graph(out, max_steps=MAX_STEPS + 1).collapsed
+    _, short = rnn_output("tensor", T=MAX_STEPS)
+    assert not draw_graph(short).collapsed
+    for bad in (0, -1, 2.5, True, "24"):
+        with pytest.raises(ValueError, match=rf"max_steps must be a positive int or None, got {re.escape(repr(bad))}"):
+            draw_graph(short, max_steps=bad)
 
 
 # --- gradient view ---------------------------------------------------------------------------------
@@ -584,3 +604,21 @@ def test_module_draw_refuses_the_gradient_view_with_the_way_to_get_it():
     with pytest.raises(ValueError, match=r"RNNModel.draw runs a new forward pass.*"
                                          r"draw_graph\(loss, gradient_view=True\)"):
         model.draw(np.ones((2, 1, 2)), gradient_view=True)
+
+
+def test_an_edge_into_a_new_row_keeps_its_use_count_beside_its_gradient():
+    # An edge into the next row of folded steps carries "×k" as an xlabel (Graphviz cannot
+    # route a label there); the gradient view's size goes into the same xlabel, since of two
+    # xlabels Graphviz keeps only the last.
+    m = nn.RNNModel(2, 2, 1, mode="many_to_one", engine="value", seed=0)
+    y, _ = m(np.random.default_rng(0).standard_normal((12, 1, 2)))
+    loss = nn.mse_loss(y, np.array([[0.5]]))
+    loss.backward()
+    dot = parse(draw_graph(loss, collapse=True, gradient_view=True, edge_labels=True))
+    across = [attrs for _, _, attrs in dot.edges if attrs.get("constraint") == "false"]
+    assert across
+    for attrs in across:
+        uses, size = attrs["xlabel"].split(" ")
+        assert re.fullmatch(r"×\d+", uses) and float(size) == pytest.approx(flow(attrs), rel=1e-2)
+    plain = parse(draw_graph(loss, collapse=True))
+    assert all(re.fullmatch(r"×\d+", attrs["xlabel"]) for _, _, attrs in plain.edges if "xlabel" in attrs)

@@ -375,8 +375,7 @@ class Tensor(Node):
     def __pow__(self, exponent):
         if isinstance(exponent, Node):
             raise TypeError(
-                f"Tensor ** {type(exponent).__name__} is not supported: the exponent must be a number, "
-                f"got a {type(exponent).__name__}"
+                f"Tensor ** {type(exponent).__name__} is not supported: the exponent must be a number"
             )
         if not isinstance(exponent, Number) or isinstance(exponent, (bool, complex)):
             raise TypeError(f"Tensor ** p expects a real number p, got {type(exponent).__name__}")

@@ -213,7 +213,7 @@ def save_graph(root, path, **options) -> str:
     return str(path)
 
 
-def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str, max_steps=None) -> None:
+def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str, max_steps) -> None:
     """Fold the time steps if asked to (or if the drawing is too big, more than ``max_nodes``
     nodes or a sequence of more than ``max_steps`` unfolded steps, and ``on_overflow`` is
     "collapse"); raise if the drawing is still too big."""
@@ -251,7 +251,7 @@ def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: s
     )
 
 
-def _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps=None) -> None:
+def _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps) -> None:
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw_graph: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
     if on_overflow not in ("raise", "collapse"):

@@ -207,11 +207,11 @@ def tanh_rnn_states(X, W_xh, W_hh, b_h):
     to return a new array, copied in. That copy cost about 2 µs a step, but on the benchmark
     machine (AMD EPYC) a copy of 4 to 64 KB whose destination lies 8 to 24 bytes past the
     source, modulo 4096, takes ten times as long (20 µs for a 32 x 128 state; numpy's copy
-    is the C library's memcpy). Where malloc put the step's
-    temporary decided it: in processes shared with unrollgrad, half the steps of a pass
-    now and then, mostly of the first, untimed one, but nothing kept it from the timed
-    ones. Written in place, the reference takes 0 to 3% less time (in one process, taking
-    turns), and never meets that copy."""
+    is the C library's memcpy). Where malloc put the step's temporary decided it: in
+    processes shared with unrollgrad, half the steps of a pass now and then, mostly of the
+    first, untimed one, but nothing kept it from the timed ones. Written in place, the
+    reference takes 0 to 3% less time (in one process, taking turns), and never meets that
+    copy."""
     import numpy as np
 
     T, m, n_in = X.shape

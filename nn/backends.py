@@ -73,11 +73,17 @@ class ValueBackend:
             return np.array(x, dtype=object)
         arr = np.asarray(x)
         if arr.dtype != object:  # numbers (bools and ints included) become float constants
-            arr = real_array(arr, "engine='value' input")  # complex numbers, strings: an error, as on Tensors
+            arr = real_array(arr)  # complex numbers, strings: an error, as on Tensors
         arr = arr.astype(object)
         out = np.empty(arr.shape, dtype=object)
         for index, v in np.ndenumerate(arr):
-            out[index] = v if isinstance(v, Value) else Value(v)
+            if isinstance(v, Value):
+                out[index] = v
+                continue
+            try:
+                out[index] = Value(v)
+            except (TypeError, ValueError) as e:  # a string or None among Values, say
+                raise type(e)(f"entry {index}: {e}") from None
         return out
 
     @staticmethod
@@ -175,20 +181,21 @@ def has_grad(p) -> bool:
     return any(v.grad is not empty for v in _values(p))
 
 
-def real_array(x, what: str) -> np.ndarray:
+def real_array(x, what: str = "") -> np.ndarray:
     """``x`` (an array, or anything ``np.asarray`` takes) as a float64 array; a clear error,
-    naming ``what``, for complex numbers, strings and other non-real data, which a cast
+    naming ``what`` (if given), for complex numbers, strings and other non-real data, which a cast
     would silently mangle (complex numbers would lose their imaginary part). A PyTorch tensor
     gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
     if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
+    where = f"{what}: " if what else ""
     if arr.dtype.kind not in "biufO":
-        raise TypeError(f"{what}: expected real numbers, got an array of dtype {arr.dtype}")
+        raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")
     try:
         return arr.astype(np.float64, copy=False)
     except (TypeError, ValueError) as e:  # an object array holding something else
-        raise TypeError(f"{what}: expected real numbers, got {type(x).__name__}: {e}") from None
+        raise TypeError(f"{where}expected real numbers, got {type(x).__name__}: {e}") from None
 
 
 def set_data(p, new) -> None:

@@ -39,10 +39,10 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, engine={self.engine!r}"
 
     def forward(self, x):
-        x = self._backend.constant(x)
+        x = self._constant(x, "the input")
         if np.ndim(x) == 0 or np.shape(x)[-1] != self.in_features:
             raise ValueError(
-                f"{type(self).__name__}({self.extra_repr()}): expected input of shape (..., {self.in_features}), "
+                f"{self._where()}: expected input of shape (..., {self.in_features}), "
                 f"got {np.shape(x)}"
             )
         return x @ self.W if self.b is None else F.addmm(self.b, x, self.W)

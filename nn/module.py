@@ -190,8 +190,21 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
+    def _where(self) -> str:
+        """This module as its error messages name it: ``RNN(input_size=3, hidden_size=8, ...)``."""
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _constant(self, x, what: str):
+        """``x`` as a constant of this module's engine (nodes of that engine pass through), or
+        the engine's error for anything else (strings, complex numbers, nodes of the other
+        engine) with this module and ``what`` (``"the input"``, ``"h0"``) named in front."""
+        try:
+            return self._backend.constant(x)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{self._where()}: {what}: {e}") from None
+
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__}({self.extra_repr()})"]
+        lines = [self._where()]
         for name, value in self._children():
             if isinstance(value, Module):
                 inner = repr(value).replace("\n", "\n  ")

@@ -63,10 +63,10 @@ class RNNCell(Module):
 
     def forward(self, x_t, h_prev=None):
         """h_t from x_t (m, input_size) and h_prev (m, hidden_size; zeros if None)."""
-        x_t = self._backend.constant(x_t)
+        x_t = self._constant(x_t, "x_t")
         self._check("x_t", x_t, self.input_size)
         m = np.shape(x_t)[0]
-        h_prev = self._backend.zeros((m, self.hidden_size)) if h_prev is None else self._backend.constant(h_prev)
+        h_prev = self._backend.zeros((m, self.hidden_size)) if h_prev is None else self._constant(h_prev, "h_prev")
         self._check("h_prev", h_prev, self.hidden_size, m)
         return self.step(self.project(x_t), h_prev)
 
@@ -85,7 +85,7 @@ class RNNCell(Module):
         shape = np.shape(x)
         if len(shape) != 2 or shape[1] != size or shape[0] == 0 or (batch is not None and shape[0] != batch):
             rows = "m" if batch is None else batch
-            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): {what} must have shape "
+            raise ValueError(f"{self._where()}: {what} must have shape "
                              f"({rows}, {size}) with m >= 1, got {shape}")
 
 
@@ -120,7 +120,7 @@ class RNN(Module):
 
     def forward(self, x, h0=None):
         be = self._backend
-        x = be.constant(x)
+        x = self._constant(x, "the input")
         check_sequence(self, x, self.input_size, self.batch_first)
         if self.batch_first:
             x = swap01(x)
@@ -199,11 +199,11 @@ class RNNModel(Module):
 
     def forward(self, x, h0=None):
         be = self._backend
-        x = be.constant(x)
+        x = self._constant(x, "the input")
         if self.mode == "one_to_many":
             shape = np.shape(x)
             if len(shape) != 2 or shape[1] != self.rnn.input_size or shape[0] == 0:
-                raise ValueError(f"{type(self).__name__}({self.extra_repr()}): one_to_many expects one input "
+                raise ValueError(f"{self._where()}: one_to_many expects one input "
                                  f"vector per sequence, shape (m, {self.rnn.input_size}) with m >= 1, got {shape}")
             rest = be.zeros((self.steps - 1, shape[0], shape[1]))
             x = be.concat([x.reshape(1, *shape), rest], 0) if self.steps > 1 else x.reshape(1, *shape)
@@ -243,9 +243,9 @@ def check_h0(module, h0, num_layers: int, m: int, hidden_size: int):
     in PyTorch)."""
     if h0 is None:
         return None
-    h0 = module._backend.constant(h0)
+    h0 = module._constant(h0, "h0")
     if np.shape(h0) != (num_layers, m, hidden_size):
-        raise ValueError(f"{type(module).__name__}({module.extra_repr()}): h0 must have shape "
+        raise ValueError(f"{module._where()}: h0 must have shape "
                          f"({num_layers}, {m}, {hidden_size}), got {np.shape(h0)} (h0 is layers x batch x hidden)")
     return h0
 
@@ -255,7 +255,7 @@ def check_sequence(module, x, input_size: int, batch_first: bool) -> None:
     (T, m, input_size) sequence ((m, T, input_size) if ``batch_first``)."""
     shape = np.shape(x)
     order = "(m, T, {})" if batch_first else "(T, m, {})"
-    where = f"{type(module).__name__}({module.extra_repr()})"
+    where = module._where()
     if len(shape) != 3 or shape[2] != input_size:
         raise ValueError(f"{where}: the input must have shape {order.format(input_size)}, got {shape}")
     T, m = (shape[1], shape[0]) if batch_first else shape[:2]

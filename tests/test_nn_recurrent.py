@@ -595,6 +595,35 @@ def test_bad_constructor_arguments():
         nn.RNNModel(2, 3, 2, mode="many_to_few")
 
 
+def _with_bad_entry(shape, index, bad):
+    """An object array of numbers of ``shape`` holding ``bad`` at ``index``."""
+    x = np.zeros(shape).astype(object)
+    x[index] = bad
+    return x
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_non_numbers_in_an_input_name_the_layer_the_argument_and_the_entry(engine):
+    # A string or None among the numbers: the value engine names the entry it could not
+    # make a Value of; either engine's error says which layer and which argument.
+    entry = r"entry \(0, 1, 1\): Value expects a real number .*got str: 'a'" if engine == "value" else (
+        "engine='tensor' got a numpy object array")
+    for layer in (nn.RNN(2, 3, engine=engine), _model("many_to_many", engine=engine)):
+        with pytest.raises(TypeError, match=rf"^{type(layer).__name__}\(.*engine='{engine}'\): the input: {entry}"):
+            layer(_with_bad_entry((3, 2, 2), (0, 1, 1), "a"))
+    entry = entry.replace("0, 1, 1", "0, 0, 2").replace("str: 'a'", "NoneType: None")
+    with pytest.raises(TypeError, match=rf"^RNN\(.*\): h0: {entry}"):
+        nn.RNN(2, 3, engine=engine)(np.zeros((3, 2, 2)), _with_bad_entry((1, 2, 3), (0, 0, 2), None))
+    entry = entry.replace("0, 0, 2", "1, 0").replace("NoneType: None", "str: 'a'")
+    cell = nn.RNNCell(2, 3, engine=engine)
+    with pytest.raises(TypeError, match=rf"^RNNCell\(.*\): x_t: {entry}"):
+        cell(_with_bad_entry((2, 2), (1, 0), "a"))
+    with pytest.raises(TypeError, match=rf"^RNNCell\(.*\): h_prev: {entry}"):
+        cell(np.zeros((2, 2)), _with_bad_entry((2, 3), (1, 0), "a"))
+    with pytest.raises(TypeError, match=r"^RNN\(.*\): the input: .*real numbers(,|;) got an array of dtype <U1"):
+        nn.RNN(2, 3, engine=engine)(np.full((3, 2, 2), "1"))
+
+
 def test_wrong_engine_inputs_are_rejected():
     values = np.vectorize(Value, otypes=[object])(np.zeros((3, 2, 2)))
     for layer in (nn.RNN(2, 3), _model("many_to_many")):

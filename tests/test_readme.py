@@ -27,3 +27,24 @@ def test_readme_examples_run_and_print_what_they_say(tmp_path, monkeypatch):
     assert lines[4] == "(16, 16)"
     svg = (tmp_path / "rnn.svg").read_text()
     assert "t=1" in svg and "t=3" in svg and "W_hh" in svg
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_the_docs_reach_a_heading_or_file():
+    # A link to a section that was renamed or a file that moved fails silently when read.
+    root = README.parent
+    docs = [README, root / "benchmarks" / "HISTORY.md"]
+    for doc in docs:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / path).resolve() if path else doc
+            assert linked.is_file(), f"{doc.name} links to {target}: no such file"
+            if anchor:
+                headings = re.findall(r"^#+ (.*)$", linked.read_text(), re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{doc.name} links to {target}: no such heading"

@@ -42,17 +42,14 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
     if isinstance(data, np.ndarray):
         arr = data
     else:
-        _CONVERTING[0] = True  # a Tensor inside a list refuses to become plain numbers here
         try:
-            arr = np.asarray(data)
-        except _NestedTensor as e:
+            arr = asarray_keeping_graphs(data)
+        except NestedTensorError as e:
             raise TypeError(f"{what}: {e}") from None
         except (ValueError, TypeError) as e:  # ragged lists, unconvertible objects
             raise TypeError(
                 f"{what} expects a number, nested list or numpy array, got {data!r}: {e}"
             ) from None
-        finally:
-            _CONVERTING[0] = False
     kind = arr.dtype.kind
     if kind == "f":
         return arr
@@ -74,7 +71,18 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
     )
 
 
-_CONVERTING = [False]  # set while _as_array converts a list: see Tensor.__array__
+_CONVERTING = [False]  # set while asarray_keeping_graphs converts: see Tensor.__array__
+
+
+def asarray_keeping_graphs(data) -> np.ndarray:
+    """``np.asarray(data)``, except that a Tensor met inside a list (``[t1, t2]``) refuses to
+    become plain numbers, which would cut it from its graph without a word: raises
+    :class:`NestedTensorError` (a ``TypeError``) instead. Both engines convert inputs so."""
+    _CONVERTING[0] = True
+    try:
+        return np.asarray(data)
+    finally:
+        _CONVERTING[0] = False
 
 ALIGNMENT = 64  # bytes: where the data of every Tensor made by the constructor starts
 
@@ -99,7 +107,7 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     return raw[start:start + size].reshape(shape)
 
 
-class _NestedTensor(TypeError):
+class NestedTensorError(TypeError):
     """A Tensor met inside a list that is becoming the data of a new Tensor or operand."""
 
 
@@ -283,7 +291,7 @@ class Tensor(Node):
         """The numbers, for numpy and plotting; no graph comes along. ``np.asarray(t)``
         shares them, ``np.array(t)`` copies them (numpy's ``copy`` rule)."""
         if _CONVERTING[0]:
-            raise _NestedTensor(
+            raise NestedTensorError(
                 "got a list holding Tensors; its numbers alone would lose the graph and the "
                 "gradients. Use autograd.stack / autograd.concat to join Tensors, or t.data "
                 "for plain numbers"

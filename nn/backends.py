@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
+from autograd.tensor import NestedTensorError, asarray_keeping_graphs
 
 __all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
 
@@ -38,9 +39,10 @@ class TensorBackend:
         if isinstance(x, Tensor):
             return x
         if isinstance(x, np.ndarray) and x.dtype == object:
-            raise TypeError(
-                "engine='tensor' got a numpy object array (of Values?); use engine='value' for those"
-            )
+            if any(isinstance(v, Value) for v in x.flat):
+                raise TypeError("engine='tensor' got a numpy object array of Values; use engine='value' for those")
+            raise TypeError("engine='tensor' got a numpy object array; it takes arrays of real numbers "
+                            "(x.astype(float) makes one, if the entries are numbers)")
         return Tensor(x)
 
     @staticmethod
@@ -71,7 +73,10 @@ class ValueBackend:
             raise TypeError("engine='value' got a Tensor; use engine='tensor' for Tensors")
         if isinstance(x, Value):
             return np.array(x, dtype=object)
-        arr = np.asarray(x)
+        try:
+            arr = asarray_keeping_graphs(x)
+        except NestedTensorError as e:  # a list holding Tensors, whose numbers alone would cut the graph
+            raise TypeError(f"engine='value' {e}") from None
         if arr.dtype != object:  # numbers (bools and ints included) become float constants
             arr = real_array(arr)  # complex numbers, strings: an error, as on Tensors
         arr = arr.astype(object)
@@ -83,6 +88,8 @@ class ValueBackend:
             try:
                 out[index] = Value(v)
             except (TypeError, ValueError) as e:  # a string or None among Values, say
+                if index == () or type(e) not in (TypeError, ValueError):
+                    raise
                 raise type(e)(f"entry {index}: {e}") from None
         return out
 

@@ -201,6 +201,8 @@ class Module:
         try:
             return self._backend.constant(x)
         except (TypeError, ValueError) as e:
+            if type(e) not in (TypeError, ValueError):  # a subclass may not take a message alone
+                raise
             raise type(e)(f"{self._where()}: {what}: {e}") from None
 
     def __repr__(self) -> str:

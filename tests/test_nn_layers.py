@@ -275,6 +275,40 @@ def test_complex_or_string_inputs_are_rejected_on_both_engines(engine, bad, dtyp
         nn.Linear(2, 1, engine=engine, seed=0)(bad)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_list_holding_tensors_is_refused_on_both_engines(engine):
+    # Its numbers alone would cut the Tensors from their graph: no gradient would reach them.
+    t = Tensor(np.ones(2), requires_grad=True)
+    for x in ([t], [[t, t]]):
+        with pytest.raises(TypeError, match=r"^Linear\(.*\): the input: .*got a list holding Tensors"):
+            nn.Linear(2, 1, engine=engine, seed=0)(x)
+    assert t.grad is None
+
+
+def test_value_engine_names_no_entry_for_a_single_non_number():
+    with pytest.raises(TypeError, match=r"^Linear\(.*\): the input: Value expects a real number .*got NoneType: None$"):
+        nn.Linear(2, 1, engine="value")(None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_error_of_its_own_kind_from_an_input_keeps_its_message(engine):
+    # The layer's name is put in front of TypeError and ValueError only: another kind of
+    # error, raised by the input itself, may not take a message alone, and remaking it
+    # would raise an unrelated error in its place. (The tensor engine's own conversion
+    # turns it into a TypeError that quotes it.)
+    class Refusal(TypeError):
+        def __init__(self, code, detail):
+            super().__init__(f"{code}: {detail}")
+
+    class Refuses:
+        def __array__(self, dtype=None, copy=None):
+            raise Refusal(7, "not today")
+
+    with pytest.raises(TypeError, match="7: not today$") as caught:
+        nn.Linear(2, 1, engine=engine)(Refuses())
+    assert (type(caught.value) is Refusal) == (engine == "value")
+
+
 def test_value_engine_passes_value_inputs_through_so_gradients_reach_them():
     lin = nn.Linear(2, 1, engine="value", seed=0)
     x = np.array([[Value(0.5), Value(-1.5)]], dtype=object)

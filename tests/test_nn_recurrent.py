@@ -607,7 +607,7 @@ def test_non_numbers_in_an_input_name_the_layer_the_argument_and_the_entry(engin
     # A string or None among the numbers: the value engine names the entry it could not
     # make a Value of; either engine's error says which layer and which argument.
     entry = r"entry \(0, 1, 1\): Value expects a real number .*got str: 'a'" if engine == "value" else (
-        "engine='tensor' got a numpy object array")
+        r"engine='tensor' got a numpy object array; it takes arrays of real numbers \(x.astype\(float\)")
     for layer in (nn.RNN(2, 3, engine=engine), _model("many_to_many", engine=engine)):
         with pytest.raises(TypeError, match=rf"^{type(layer).__name__}\(.*engine='{engine}'\): the input: {entry}"):
             layer(_with_bad_entry((3, 2, 2), (0, 1, 1), "a"))
@@ -622,6 +622,10 @@ def test_non_numbers_in_an_input_name_the_layer_the_argument_and_the_entry(engin
         cell(np.zeros((2, 2)), _with_bad_entry((2, 3), (1, 0), "a"))
     with pytest.raises(TypeError, match=r"^RNN\(.*\): the input: .*real numbers(,|;) got an array of dtype <U1"):
         nn.RNN(2, 3, engine=engine)(np.full((3, 2, 2), "1"))
+    # the model converts h0 itself, so its own name leads the message
+    entry = entry.replace("1, 0", "0, 1, 2")
+    with pytest.raises(TypeError, match=rf"^RNNModel\(.*\): h0: {entry}"):
+        _model("many_to_many", engine=engine)(np.zeros((3, 2, 2)), _with_bad_entry((1, 2, 3), (0, 1, 2), "a"))
 
 
 def test_wrong_engine_inputs_are_rejected():

@@ -113,6 +113,10 @@ class _Marker:
 # In a node's ``_p1``: its parents, more than two of them, are the tuple in ``_p0``.
 MANY = _Marker("MANY")
 
+# In a copy's state (pickle, deepcopy): the gradient was its kind's ``_EMPTY_GRAD``, "not
+# reached yet", which for a Value is one particular 0.0 object that a pickle would not keep.
+EMPTY_GRAD = _Marker("EMPTY_GRAD")
+
 # The op of a result computed while recording was off: it has no parents, and backward
 # from it is refused. Its name is empty, so it reads as "no op", as a leaf's does.
 NOT_RECORDED = Op("").register("autograd.graph.NOT_RECORDED")
@@ -327,6 +331,12 @@ class Node:
         """Reverse-mode differentiation from this node; see :func:`autograd.backward`."""
         backward(self, grad)
 
+    def __getstate__(self):
+        state = object.__getstate__(self)
+        if isinstance(state, tuple) and state[1] and "grad" in state[1] and state[1]["grad"] is self._EMPTY_GRAD:
+            state[1]["grad"] = EMPTY_GRAD
+        return state
+
     def __setstate__(self, state) -> None:
         # A copy (``copy``, ``deepcopy``, ``pickle``) is a new node: it gets a creation number
         # of its own, made now. Its parents' copies were finished before it (they are part
@@ -336,7 +346,7 @@ class Node:
         if attributes:  # a subclass with a __dict__
             self.__dict__.update(attributes)
         for name, value in (slots or {}).items():
-            setattr(self, name, value)
+            setattr(self, name, self._EMPTY_GRAD if value is EMPTY_GRAD else value)
         self._id = next(_ids)
 
 

@@ -23,7 +23,7 @@ import math
 import operator
 import time
 import weakref
-from numbers import Number
+from numbers import Integral, Number
 
 import numpy as np
 
@@ -1481,8 +1481,14 @@ def stack(tensors, axis: int = 0) -> Tensor:
     tensors = _sequence(tensors, "stack")
     out = STACK.apply(*tensors, axis=axis)
     if axis in (0, -out.data.ndim):
-        _share_storage(out, tensors, out.data)  # iterating an array gives its views along axis 0
+        _share_storage(out, tensors, _pieces(out.data))
     return out
+
+
+def _pieces(stacked: np.ndarray) -> list:
+    """The views of ``stacked`` along its first axis. (Iterating an array gives them, but
+    as numpy scalars, which are copies, where the pieces have no axes of their own.)"""
+    return list(stacked) if stacked.ndim > 1 else [stacked[i, ...] for i in range(len(stacked))]
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
@@ -1516,7 +1522,11 @@ class StackBuilder:
     __slots__ = ("n", "tensors", "taken", "slots")
 
     def __init__(self, n: int):
-        self.n = n
+        if type(n) is bool or not isinstance(n, Integral):
+            raise TypeError(f"StackBuilder expects the number of tensors to come, an int, got {n!r}")
+        if n < 0:
+            raise ValueError(f"StackBuilder expects the number of tensors to come, an int >= 0, got {n}")
+        self.n = int(n)
         self.tensors = []
         self.taken = 0  # how many of the first tensors took their places (all, or none since)
         self.slots = ()  # the pieces of the stacked array, made at the first append
@@ -1529,7 +1539,7 @@ class StackBuilder:
             return
         data = t.data
         if i == 0 and data.base is None:  # the pieces have the stacked array as their base,
-            self.slots = list(np.empty((self.n, *data.shape), data.dtype))  # which _fresh_like reads
+            self.slots = _pieces(np.empty((self.n, *data.shape), data.dtype))  # which _fresh_like reads
         elif data.base is not None or data.shape != self.slots[0].shape or data.dtype != self.slots[0].dtype:
             return
         piece = self.slots[i]

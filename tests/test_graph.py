@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nn
 from autograd import (
     AnomalyError,
     Tensor,
@@ -240,6 +241,31 @@ def test_a_copy_of_a_no_grad_result_is_still_a_constant(how):
     assert dup._op is NOT_RECORDED
     with pytest.raises(RuntimeError, match="it is not the output of a recorded graph"):
         dup.backward()
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_a_copy_keeps_not_reached_apart_from_a_zero_gradient(how):
+    # "Not reached yet" is one particular 0.0 object on a Value (optimizers skip such
+    # parameters); a pickle would give back another 0.0, which reads as reached.
+    dup = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": lambda n: pickle.loads(pickle.dumps(n))}[how]
+    fresh, reached = Value(1.0), Value(-1.0)
+    reached.relu().backward()  # relu is off: reached, with a gradient of 0
+    assert dup(fresh).grad is Value._EMPTY_GRAD
+    copied = dup(reached)
+    assert copied.grad == 0.0 and copied.grad is not Value._EMPTY_GRAD
+    t = Tensor([1.0], requires_grad=True)
+    assert dup(t).grad is None
+
+
+def test_an_unpickled_model_steps_only_the_parameters_backward_reached():
+    model = pickle.loads(pickle.dumps(nn.Linear(2, 1, engine="value", seed=0)))
+    b = model.b[0].data
+    opt = nn.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.5)
+    (model.W[0, 0] * 1.0 + model.W[1, 0] * 2.0).backward()  # the bias is not used
+    W = [model.W[0, 0].data, model.W[1, 0].data]
+    opt.step()
+    assert model.b[0].data == b
+    assert [model.W[0, 0].data, model.W[1, 0].data] == [w - 0.1 * (g + 0.5 * w) for w, g in zip(W, [1.0, 2.0])]
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])

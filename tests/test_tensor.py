@@ -908,6 +908,33 @@ def test_a_stack_built_step_by_step_is_the_stack_without_a_copy():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("build", ["stack", "builder"])
+def test_stacking_results_without_axes_keeps_them_arrays(build):
+    # Per-step losses are 0-d. Their pieces of the stack must be 0-d views: numpy gives
+    # numpy scalars, which are copies, when it iterates a 1-D array.
+    x = leaf(np.array([1.0, 2.0, 3.0]))
+    items = [x[i] * x[i] for i in range(3)]
+    if build == "stack":
+        out = stack(items)
+    else:
+        builder = StackBuilder(3)
+        for item in items:
+            builder.append(item)
+        out = builder.stack()
+    for i, item in enumerate(items):
+        assert type(item.data) is np.ndarray and item.data.shape == () and item.data.base is out.data
+        assert np.asarray(item) == x.data[i] ** 2
+    ((out * out).sum() + items[0].tanh()).backward()
+    np.testing.assert_allclose(x.grad, 4 * x.data**3 + np.array([2 * (1 - np.tanh(1.0) ** 2), 0, 0]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("n, error", [("3", TypeError), (2.5, TypeError), (True, TypeError), (-1, ValueError)])
+def test_a_stack_builder_needs_a_count(n, error):
+    message = f"StackBuilder expects the number of tensors to come, an int.*got {re.escape(repr(n))}"
+    with pytest.raises(error, match=message):
+        StackBuilder(n)
+
+
 @pytest.mark.parametrize("case", ["a leaf", "a view", "another shape", "too few", "too many", "none expected",
                                   "no grad"])
 def test_a_stack_builder_that_cannot_place_everything_is_a_plain_stack(case):

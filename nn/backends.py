@@ -16,6 +16,8 @@ PyTorch interop use only them.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
@@ -199,9 +201,16 @@ def real_array(x, what: str = "") -> np.ndarray:
     where = f"{what}: " if what else ""
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")
+    if arr.dtype.kind == "O":  # numpy's cast would make None a NaN, parse "2.5" and read a Value's number
+        for index, v in np.ndenumerate(arr):
+            if not isinstance(v, Real) or isinstance(v, (Tensor, Value)):
+                at = f" at entry {index}" if arr.ndim else ""
+                hint = " (a graph node: pass plain numbers, e.g. nn.detach(...) or its .data)" if isinstance(
+                    v, (Tensor, Value)) else ""
+                raise TypeError(f"{where}expected real numbers, got {type(v).__name__} {v!r}{at}{hint}")
     try:
         return arr.astype(np.float64, copy=False)
-    except (TypeError, ValueError) as e:  # an object array holding something else
+    except (TypeError, ValueError, OverflowError) as e:  # an int past float64's range, say
         raise TypeError(f"{where}expected real numbers, got {type(x).__name__}: {e}") from None
 
 

@@ -55,6 +55,24 @@ def _check_pred(pred, name: str):
         raise ValueError(f"{name}: the prediction is empty (shape {np.shape(pred)})")
 
 
+def _numbers(pred) -> np.ndarray:
+    """The numbers of a prediction (a Tensor, a Value or an object array of Values)."""
+    if isinstance(pred, Tensor):
+        return pred.data
+    if isinstance(pred, Value):
+        return np.array(pred.data)
+    return np.array([v.data for v in pred.flat]).reshape(pred.shape)
+
+
+def _in_unit_interval(x: np.ndarray, name: str, what: str) -> None:
+    """A clear error unless every entry of ``x`` lies in [0, 1] (NaN passes, as IEEE has it)."""
+    outside = (x < 0) | (x > 1)
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(f"{name}: {what} must lie in [0, 1], got {float(x[index])}"
+                         + (f" at index {index}" if index else ""))
+
+
 def _reduce(losses, reduction: str, name: str, count: int | None = None):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
@@ -81,8 +99,11 @@ def binary_cross_entropy(prob, target, reduction: str = "mean"):
     wrong answer in float64) and no gradient through the clipped entry: a saturated wrong
     answer teaches nothing. Prefer :func:`binary_cross_entropy_with_logits` for training.
     """
-    _check_pred(prob, "binary_cross_entropy")
-    y = _target(prob, target, "binary_cross_entropy")
+    name = "binary_cross_entropy"
+    _check_pred(prob, name)
+    y = _target(prob, target, name)
+    _in_unit_interval(_numbers(prob), name, "the probabilities (logits? use binary_cross_entropy_with_logits)")
+    _in_unit_interval(y, name, "the targets")
     eps = max(PROBABILITY_EPS, float(np.finfo(prob.dtype).eps)) if isinstance(prob, Tensor) else PROBABILITY_EPS
     p = F.clip(prob, eps, 1.0 - eps)
     losses = -(F.log(p) * y + F.log(1.0 - p) * (1.0 - y))
@@ -124,6 +145,7 @@ def cross_entropy(logits, target, reduction: str = "mean"):
     C = shape[-1]
     t = np.asarray(target)
     if t.shape == shape and t.dtype.kind in "fiub":  # one-hot or probabilities
+        t = t.astype(logits.dtype if isinstance(logits, Tensor) else np.float64, copy=False)  # float32 stays float32
         losses = -(logp * t).sum(axis=-1)
     elif t.dtype.kind in "iu" and t.shape == shape[:-1]:
         if t.size and (t.min() < 0 or t.max() >= C):

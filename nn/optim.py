@@ -8,10 +8,11 @@ of Values. Updates follow PyTorch's formulas, so results can be compared step by
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
-from autograd import Tensor
+from autograd import Tensor, Value
 
 from . import backends
 
@@ -34,18 +35,34 @@ def _param_list(params, who: str) -> list:
         if not backends.is_parameter(p):
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
-        if isinstance(p, Tensor) and not p.is_leaf:
-            raise TypeError(f"{who}: parameter {i} is the result of an op ('{p.op}'), not a leaf tensor")
+        if isinstance(p, Tensor):
+            if not p.is_leaf:
+                raise TypeError(f"{who}: parameter {i} is the result of an op ('{p.op}'), not a leaf tensor")
+            continue
+        for index, v in np.ndenumerate(np.asarray(p, dtype=object)):  # a Value, or an array of them
+            at = f" entry {index}" if index else ""
+            if not isinstance(v, Value):
+                raise TypeError(f"{who}: parameter {i}{at} is a {type(v).__name__}, not a Value")
+            if not v.is_leaf:
+                raise TypeError(f"{who}: parameter {i}{at} is the result of an op ('{v.op}'), not a leaf Value")
     return params
+
+
+def _number(who: str, name: str, value) -> float:
+    """``value`` as a float, or a clear error naming the setting if it is not a real number."""
+    if type(value) is bool or not isinstance(value, Real):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__}: {value!r}")
+    return float(value)
 
 
 class Optimizer:
     """Base class: holds the parameters; ``zero_grad()`` clears their gradients."""
 
     def __init__(self, params, lr: float):
-        self.params = _param_list(params, type(self).__name__)
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr!r}")
+        who = type(self).__name__
+        self.params = _param_list(params, who)
+        if not _number(who, "lr", lr) > 0:
+            raise ValueError(f"{who}: lr must be positive, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
 
@@ -72,6 +89,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
+        momentum, weight_decay = _number("SGD", "momentum", momentum), _number("SGD", "weight_decay", weight_decay)
         if not (momentum >= 0 and weight_decay >= 0):  # NaN fails too
             raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
@@ -97,9 +115,11 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be two numbers in [0, 1), such as (0.9, 0.999), got {betas!r}")
+        if not all(0 <= _number("Adam", "betas", b) < 1 for b in betas):
             raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
-        if not eps >= 0:
+        if not _number("Adam", "eps", eps) >= 0:
             raise ValueError(f"Adam: eps must be >= 0, got {eps!r}")
         self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
         self.m: dict[int, np.ndarray] = {}
@@ -127,7 +147,7 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     norm *before* clipping (inf or nan if a gradient is not finite; then nothing is changed).
     """
     params = _param_list(params, "clip_grad_norm_")
-    if not max_norm > 0:
+    if not _number("clip_grad_norm_", "max_norm", max_norm) > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm!r}")
     grads = [backends.grad(p) for p in params]
     # scaled by the largest entry, so that squaring huge (finite) gradients cannot overflow
@@ -149,7 +169,7 @@ def clip_grad_norm_(params, max_norm: float) -> float:
 def clip_grad_value_(params, clip_value: float) -> None:
     """Limit every gradient entry to [-clip_value, clip_value]."""
     params = _param_list(params, "clip_grad_value_")
-    if not clip_value > 0:
+    if not _number("clip_grad_value_", "clip_value", clip_value) > 0:
         raise ValueError(f"clip_grad_value_: clip_value must be positive, got {clip_value!r}")
     for p in params:
         if backends.has_grad(p):

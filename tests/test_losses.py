@@ -368,6 +368,52 @@ def test_complex_or_string_targets_are_rejected(loss_fn, engine, bad, dtype):
         loss_fn(leaf(np.full((1, 2), 0.5), engine), bad)
 
 
+@pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.binary_cross_entropy, nn.binary_cross_entropy_with_logits],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad, shown", [([[None, 0.5]], "NoneType None at entry (0, 0)"),
+                                        (np.array([[0.5, "1"]], dtype=object), "str '1' at entry (0, 1)")])
+def test_none_or_strings_among_the_target_numbers_are_rejected(loss_fn, engine, bad, shown):
+    # numpy's cast would make None a NaN loss and parse the string, without a word
+    with pytest.raises(TypeError, match=re.escape(f"{loss_fn.__name__}: target: expected real numbers, got {shown}")):
+        loss_fn(leaf(np.full((1, 2), 0.5), engine), bad)
+
+
+@pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.cross_entropy], ids=lambda f: f.__name__)
+def test_a_value_model_output_as_target_is_rejected_as_on_the_tensor_engine(loss_fn):
+    # Its numbers would be read and the graph behind them silently cut.
+    model = nn.Linear(2, 3, engine="value", seed=0)
+    x = np.ones((4, 2))
+    with pytest.raises(TypeError, match=r"target: expected real numbers, got Value .* at entry \(0, 0\) "
+                                        r"\(a graph node: pass plain numbers") if loss_fn is nn.mse_loss else (
+            pytest.raises(ValueError, match="cross_entropy: target must be integer class indices")):
+        loss_fn(model(x), model(2 * x))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_binary_cross_entropy_refuses_numbers_outside_0_1(engine):
+    # Logits passed by mistake were clipped to 1 - ε or ε: a "perfect" loss and no gradient.
+    with pytest.raises(ValueError, match=re.escape("binary_cross_entropy: the probabilities (logits? use "
+                                                   "binary_cross_entropy_with_logits) must lie in [0, 1], got 3.0 "
+                                                   "at index (0,)")):
+        nn.binary_cross_entropy(leaf([3.0, -2.0], engine), [1.0, 0.0])
+    with pytest.raises(ValueError, match=re.escape("binary_cross_entropy: the targets must lie in [0, 1], got -1.0 "
+                                                   "at index (1,)")):
+        nn.binary_cross_entropy(leaf([0.3, 0.6], engine), [1.0, -1.0])
+    # the ends themselves are probabilities
+    assert number(nn.binary_cross_entropy(leaf([0.0, 1.0], engine), [0.0, 1.0])) == pytest.approx(1e-12, rel=1e-3)
+
+
+def test_cross_entropy_with_probability_targets_keeps_float32():
+    z = Tensor(np.array([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]], np.float32), requires_grad=True)
+    for target in ([2, 0], np.eye(3)[[2, 0]], np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])):
+        loss = nn.cross_entropy(z, target)
+        assert loss.dtype == np.float32
+        loss.backward()
+        assert z.grad.dtype == np.float32
+        z.grad = None
+
+
 def test_sequence_loss_reduction():
     with pytest.raises(ValueError, match="sequence_loss: reduction must be 'mean' or 'sum', got 'none'"):
         nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, reduction="none")

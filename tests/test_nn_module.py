@@ -1,6 +1,8 @@
 """nn.Module: parameters found by walking attributes, their names and labels, state dicts,
 gradients, and the printed summary, on both engines."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -336,6 +338,20 @@ def test_load_rejects_complex_or_string_numbers_and_changes_nothing(engine, bad,
     state = {k: v + 1.0 for k, v in m.state_dict().items()}
     state["b_y"] = bad
     _unchanged_after_failed_load(m, state, TypeError, "load_state_dict: b_y: expected real numbers", dtype)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad, shown", [([None, 1.0], "NoneType None at entry (0,)"),
+                                        (np.array(["2.5", 1.0], dtype=object), "str '2.5' at entry (0,)")])
+def test_load_rejects_none_or_strings_among_numbers_and_changes_nothing(engine, bad, shown):
+    # numpy's cast would make None a NaN weight and parse the string
+    m = nn.RNNModel(2, 3, 2, engine=engine, seed=1)
+    state = {k: v + 1.0 for k, v in m.state_dict().items()}
+    state["b_y"] = bad
+    _unchanged_after_failed_load(m, state, TypeError, f"load_state_dict: b_y: expected real numbers, got {shown}")
+    message = f"from_torch_state_dict: readout.bias: expected real numbers, got {shown}"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        nn.from_torch_state_dict(m, {**nn.to_torch_state_dict(m), "readout.bias": bad})
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -2,6 +2,7 @@
 Values, a single Value), against the update formulas worked out by hand in numpy."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -318,6 +319,43 @@ def test_empty_parameter_list(cls):
 def test_non_parameters_are_rejected(cls, bad, name):
     with pytest.raises(TypeError, match=rf"parameter 1 is a {name}; expected a Tensor with requires_grad=True"):
         cls([parameter(X0, "tensor"), bad], lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, nn.clip_grad_norm_])
+def test_op_results_are_rejected_on_both_engines(cls):
+    # An update would move the result and leave the leaves it came from where they were.
+    a = Value(1.0)
+    with pytest.raises(TypeError, match=r"parameter 0 is the result of an op \('\*'\), not a leaf Value"):
+        cls([a * 2.0], 0.1)
+    W = nn.Linear(2, 2, engine="value").W
+    with pytest.raises(TypeError, match=r"parameter 1 entry \(0, 0\) is the result of an op \('\*'\), not a leaf"):
+        cls([a, W * 2.0], 0.1)
+    with pytest.raises(TypeError, match=r"parameter 0 entry \(1,\) is a float, not a Value"):
+        cls([np.array([Value(1.0), 3.0], dtype=object)], 0.1)
+    with pytest.raises(TypeError, match=r"parameter 0 is the result of an op \('\*'\), not a leaf tensor"):
+        cls([Tensor([1.0], requires_grad=True) * 2], 0.1)
+
+
+@pytest.mark.parametrize("make, name, bad", [
+    (lambda p, x: SGD(p, lr=x), "SGD: lr", "0.1"),
+    (lambda p, x: SGD(p, lr=x), "SGD: lr", None),
+    (lambda p, x: SGD(p, lr=x), "SGD: lr", np.array([0.1, 0.2])),
+    (lambda p, x: SGD(p, 0.1, momentum=x), "SGD: momentum", None),
+    (lambda p, x: SGD(p, 0.1, weight_decay=x), "SGD: weight_decay", "0"),
+    (lambda p, x: Adam(p, eps=x), "Adam: eps", None),
+    (lambda p, x: Adam(p, betas=(0.9, x)), "Adam: betas", "0.99"),
+    (lambda p, x: nn.clip_grad_norm_(p, x), "clip_grad_norm_: max_norm", None),
+    (lambda p, x: nn.clip_grad_value_(p, x), "clip_grad_value_: clip_value", True),
+])
+def test_settings_that_are_not_numbers_are_named(make, name, bad):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be a real number, got {type(bad).__name__}: ")):
+        make([parameter(X0, "tensor")], bad)
+
+
+def test_adam_betas_must_be_a_pair():
+    with pytest.raises(TypeError, match=re.escape("Adam: betas must be two numbers in [0, 1), such as (0.9, 0.999), "
+                                                  "got 0.9")):
+        Adam([parameter(X0, "tensor")], betas=0.9)
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam])

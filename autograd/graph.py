@@ -400,6 +400,36 @@ def _inputs(prev) -> str:
     return "".join(f"  input {i}: {p._describe()}\n" for i, p in enumerate(prev))
 
 
+# id(leaf) -> the creation number current when the leaf's numbers were last changed in
+# place (note_changed). NOTE: keyed by id, as nodes take no weak references: an entry can
+# outlive its leaf, and a new leaf can get the same id, but only after the entry was made,
+# so the entry is older than every graph the new leaf is in and never refuses one.
+_CHANGED: dict[int, int] = {}
+_CHANGED_LIMIT = 1 << 20  # entries kept before the oldest are forgotten (a missed refusal, never a false one)
+
+
+def note_changed(node: Node) -> None:
+    """Record that the numbers of ``node`` (a leaf: a parameter) were just changed in place,
+    as an optimizer step or ``load_state_dict`` does. A backward pass from an output made
+    before now that reaches ``node`` is then refused: its ops would read the new numbers and
+    give gradients for weights the graph was not built with (PyTorch refuses the same)."""
+    if len(_CHANGED) >= _CHANGED_LIMIT:
+        _CHANGED.clear()
+    _CHANGED[id(node)] = next(_ids)
+
+
+def _refuse_changed(root: Node, leaves) -> None:
+    made = root._id
+    for leaf in leaves:
+        changed = _CHANGED.get(id(leaf))
+        if changed is not None and changed > made:
+            raise RuntimeError(
+                f"backward() from {root._describe()}: {leaf._describe()} was changed in place (an optimizer "
+                "step or load_state_dict) after this graph was built, so its gradients would be taken at the "
+                "new numbers. Run backward before the step, or run the forward pass again after it"
+            )
+
+
 def topological_order(*roots: Node) -> list:
     """Every node reachable from ``roots``, each once and after all of its parents.
 
@@ -442,6 +472,8 @@ def backward(root: Node, grad=None) -> None:
     run = _Pass(root)
     try:
         run.propagate(seed, STATE.anomaly)
+        if _CHANGED:
+            _refuse_changed(root, run.leaves)
         run.finish(STATE.anomaly)
     except BaseException:
         run.undo()

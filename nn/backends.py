@@ -21,6 +21,7 @@ from numbers import Real
 import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
+from autograd.graph import note_changed
 from autograd.tensor import NestedTensorError, asarray_keeping_graphs
 
 __all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
@@ -221,9 +222,11 @@ def set_data(p, new) -> None:
         raise ValueError(f"expected an array of shape {np.shape(p)}, got {new.shape}")
     if isinstance(p, Tensor):
         p.data[...] = new
+        note_changed(p)
     else:
         for v, x in zip(_values(p), new.flat):
             v.data = float(x)
+            note_changed(v)
 
 
 def set_grad(p, new) -> None:

@@ -302,6 +302,52 @@ def test_trajectories_agree_across_engines(make):
     assert any(not np.allclose(tensor_state[n], start_state[n]) for n in start_state)
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+@pytest.mark.parametrize("change", ["step", "load_state_dict"])
+def test_backward_after_the_weights_changed_in_place_is_refused_and_changes_nothing(engine, change):
+    # The graph's ops would read the new weights: gradients for weights it was not built with.
+    model = nn.MLP(3, [4, 1], seed=0, engine=engine)
+    opt = SGD(model.parameters(), lr=0.5)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    nn.mse_loss(model(x), np.zeros((4, 1))).backward()
+    stale = nn.mse_loss(model(x), np.zeros((4, 1)))  # built with the weights before the change
+    if change == "step":
+        opt.step()
+    else:
+        model.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
+    grads = model.grad_dict()
+    message = (r"backward\(\) from .*: layers\.\d\.\w+(\[\d+(,\d+)?\])? .* was changed in place "
+               r"\(an optimizer step or load_state_dict\) after this graph was built")
+    with pytest.raises(RuntimeError, match=message):
+        stale.backward()
+    after = model.grad_dict()
+    assert all(np.array_equal(grads[k], after[k]) for k in grads)  # nothing was written
+    # the training loop's order, forward after the step, runs and learns
+    losses = []
+    for _ in range(20):
+        opt.zero_grad()
+        loss = nn.mse_loss(model(x), np.zeros((4, 1)))
+        loss.backward()
+        opt.step()
+        losses.append(float(np.asarray(backends.data(loss)).reshape(())))
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_a_graph_built_after_the_step_runs_even_through_leaves_made_before_it():
+    # Only the weights' change after the output was made is refused: a detached state from
+    # before the step (truncated BPTT) is a constant of the new graph.
+    W = Tensor(np.eye(2) * 0.5, requires_grad=True)
+    opt = SGD([W], lr=0.1)
+    h = (Tensor(np.ones((1, 2))) @ W).tanh()
+    h.sum().backward()
+    carried = h.detach()
+    opt.step()
+    opt.zero_grad()
+    out = (carried @ W).sum()
+    out.backward()
+    np.testing.assert_allclose(W.grad, carried.data.T @ np.ones((1, 2)), rtol=1e-15)
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

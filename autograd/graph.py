@@ -412,7 +412,12 @@ def note_changed(node: Node) -> None:
     """Record that the numbers of ``node`` (a leaf: a parameter) were just changed in place,
     as an optimizer step or ``load_state_dict`` does. A backward pass from an output made
     before now that reaches ``node`` is then refused: its ops would read the new numbers and
-    give gradients for weights the graph was not built with (PyTorch refuses the same)."""
+    give gradients for weights the graph was not built with (PyTorch refuses the same).
+
+    NOTE: the check compares with the output's creation number only, one lookup per leaf
+    per pass. A node made before the change inside a graph whose output is made after it
+    is not caught; PyTorch's per-tensor version counters catch that too, at a cost on
+    every op."""
     if len(_CHANGED) >= _CHANGED_LIMIT:
         _CHANGED.clear()
     _CHANGED[id(node)] = next(_ids)

@@ -191,6 +191,24 @@ def has_grad(p) -> bool:
     return any(v.grad is not empty for v in _values(p))
 
 
+def plain_array(x, what: str) -> np.ndarray:
+    """``x`` as a numpy array of numbers that are not differentiated (a target, a whole input
+    sequence to split), or a clear error naming ``what``: for a graph node, or graph nodes
+    among its entries, whose numbers alone would cut them from their graph, and for a ragged
+    list."""
+    if isinstance(x, (Tensor, Value)):
+        raise TypeError(f"{what} must be numbers (a numpy array or list), not a {type(x).__name__}")
+    try:
+        arr = asarray_keeping_graphs(x)
+    except NestedTensorError as e:
+        raise TypeError(f"{what}: {e}") from None
+    except ValueError as e:  # a ragged list
+        raise ValueError(f"{what}: expected a regular array of numbers: {e}") from None
+    if arr.dtype == object and any(isinstance(v, (Tensor, Value)) for v in arr.flat):
+        raise TypeError(f"{what} must be numbers, not graph nodes (pass plain numbers, e.g. nn.detach(...) or .data)")
+    return arr
+
+
 def real_array(x, what: str = "") -> np.ndarray:
     """``x`` (an array, or anything ``np.asarray`` takes) as a float64 array; a clear error,
     naming ``what`` (if given), for complex numbers, strings and other non-real data, which a cast
@@ -198,8 +216,11 @@ def real_array(x, what: str = "") -> np.ndarray:
     gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
     if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
     where = f"{what}: " if what else ""
+    try:
+        arr = asarray_keeping_graphs(x)
+    except NestedTensorError as e:  # a list holding Tensors: its numbers alone would cut their graph
+        raise TypeError(f"{where}{e}") from None
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")
     if arr.dtype.kind == "O":  # numpy's cast would make None a NaN, parse "2.5" and read a Value's number

@@ -14,7 +14,7 @@ import numpy as np
 from autograd import Tensor, Value, stack
 
 from . import functional as F
-from .backends import ValueBackend, real_array, swap01
+from .backends import ValueBackend, plain_array, real_array, swap01
 
 __all__ = [
     "binary_cross_entropy",
@@ -174,8 +174,7 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
-    _no_node_target(targets, "sequence_loss")
-    targets = np.asarray(targets)
+    targets = plain_array(targets, "sequence_loss: the targets")
     # the shapes as given, for the messages (batch_first ones are swapped below)
     given, layout = (np.shape(outputs), targets.shape), "(m, T, ...)" if batch_first else "(T, m, ...)"
     if batch_first:
@@ -200,6 +199,11 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
         raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}, the {T} steps' "
                          f"{T * m} rows passed to {getattr(loss_fn, '__name__', 'loss_fn')} at once: "
                          f"{e}") from None
+    if np.ndim(losses) == 0 or np.shape(losses)[0] != T * m:
+        raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}: "
+                         f"{getattr(loss_fn, '__name__', 'loss_fn')} gave losses of shape {np.shape(losses)} for the "
+                         f"{T * m} rows of the {T} steps, where one per row was expected (cross_entropy needs outputs "
+                         f"{'(m, T, C)' if batch_first else '(T, m, C)'}, the classes last)")
     per_step = losses.reshape(T, -1).sum(axis=1)
     if reduction == "mean":
         per_step = per_step * (1.0 / (np.size(losses) // T))

@@ -40,13 +40,17 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
+    mode = getattr(model, "mode", "many_to_many")
+    if mode != "many_to_many":
+        raise ValueError(f"train_truncated: the model must give an output at every input step (nn.RNN, or "
+                         f"nn.RNNModel with mode='many_to_many') to be split into chunks of steps; got mode={mode!r}")
     axis = 1 if getattr(model, "batch_first", False) else 0
     if isinstance(x, (list, tuple)):
-        x = np.asarray(x)
+        x = backends.plain_array(x, "train_truncated: x")
     T = np.shape(x)[axis] if np.ndim(x) > axis else 0
     if T == 0:
         raise ValueError(f"train_truncated: the sequence is empty (shape {np.shape(x)})")
-    target = np.asarray(target)
+    target = backends.plain_array(target, "train_truncated: the target")
     if target.ndim <= axis or target.shape[axis] != T:
         raise ValueError(f"train_truncated: x has {T} time steps along axis {axis} (shape {np.shape(x)}), "
                          f"target has shape {target.shape}")

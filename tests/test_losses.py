@@ -414,6 +414,26 @@ def test_cross_entropy_with_probability_targets_keeps_float32():
         z.grad = None
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sequence_loss_refuses_outputs_without_a_class_axis_for_cross_entropy(engine):
+    # (T, m) outputs flatten to one row of T*m "classes": say so, rather than fail reshaping.
+    with pytest.raises(ValueError, match=re.escape("sequence_loss: outputs of shape (4, 3), targets (4, 3): "
+                                                   "cross_entropy gave losses of shape () for the 12 rows of the 4 "
+                                                   "steps, where one per row was expected (cross_entropy needs "
+                                                   "outputs (T, m, C), the classes last)")):
+        nn.sequence_loss(nn.cross_entropy, leaf(np.zeros((4, 3)), engine), np.zeros((4, 3), dtype=int))
+
+
+def test_targets_holding_tensors_or_ragged_are_refused():
+    pred = Tensor(np.zeros((2, 2)), requires_grad=True)
+    with pytest.raises(TypeError, match="mse_loss: target: got a list holding Tensors"):
+        nn.mse_loss(pred, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
+    with pytest.raises(TypeError, match="sequence_loss: the targets: got a list holding Tensors"):
+        nn.sequence_loss(nn.mse_loss, Tensor(np.zeros((2, 1, 2))), [[Tensor([1.0, 2.0])], [Tensor([3.0, 4.0])]])
+    with pytest.raises(ValueError, match="sequence_loss: the targets: expected a regular array of numbers"):
+        nn.sequence_loss(nn.mse_loss, Tensor(np.zeros((2, 2))), [[1.0, 2.0], [1.0]])
+
+
 def test_sequence_loss_reduction():
     with pytest.raises(ValueError, match="sequence_loss: reduction must be 'mean' or 'sum', got 'none'"):
         nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, reduction="none")

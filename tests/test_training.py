@@ -423,3 +423,27 @@ def test_detach_rejects_other_things(bad):
     with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value or an object array of Values, "
                                         f"got {type(bad).__name__}"):
         nn.detach(bad)
+
+
+def test_tensors_in_a_list_as_the_input_or_a_graph_node_as_the_target_are_refused():
+    # Their numbers alone would cut them from their graph without a word.
+    x, target = data()
+    net = model()
+    opt = SGD(net.parameters(), lr=LR)
+    steps = [Tensor(x_t, requires_grad=True) for x_t in x]
+    with pytest.raises(TypeError, match="train_truncated: x: got a list holding Tensors"):
+        nn.train_truncated(net, steps, target, sequence_mse, opt, k=2)
+    assert all(s.grad is None for s in steps)
+    with pytest.raises(TypeError, match="train_truncated: the target must be numbers .*, not a Tensor"):
+        nn.train_truncated(net, x, Tensor(target) * 2.0, sequence_mse, opt, k=2)
+
+
+@pytest.mark.parametrize("mode", ["one_to_many", "many_to_one"])
+def test_a_model_without_an_output_per_input_step_is_refused(mode):
+    # one_to_many's input has no time axis to split (its first axis is the batch), and
+    # many_to_one reads out only the last step of each chunk.
+    net = nn.RNNModel(2, 3, 1, mode=mode, steps=2 if mode == "one_to_many" else None, seed=0)
+    x = np.ones((4, 2)) if mode == "one_to_many" else np.ones((4, 3, 2))
+    with pytest.raises(ValueError, match=rf"train_truncated: the model must give an output at every input step "
+                                         rf".*; got mode='{mode}'"):
+        nn.train_truncated(net, x, np.ones((4, 2, 1)), sequence_mse, SGD(net.parameters(), lr=LR), k=2)

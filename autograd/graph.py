@@ -249,6 +249,9 @@ class Node:
     __slots__ = ("data", "grad", "_label", "_p0", "_p1", "_op", "_scope", "_id")
 
     _EMPTY_GRAD = None  # the gradient of a node that backward has not reached
+    # The gradient of a node the pass found but no gradient reached (all its uses behind a
+    # relu that is off, say): a kind that skips adding zeros says "reached, 0" with it.
+    _NOTHING_ARRIVED = None
 
     @staticmethod
     def _is_finite(data) -> bool:
@@ -423,13 +426,17 @@ def note_changed(node: Node) -> None:
     _CHANGED[id(node)] = next(_ids)
 
 
-def _refuse_changed(root: Node, leaves) -> None:
+def refuse_changed(root: Node, leaves, what: str = "backward()") -> None:
+    """A clear error if one of ``leaves`` was changed in place (:func:`note_changed`) after
+    ``root`` was made: the ops of ``root``'s graph would read its new numbers."""
+    if not _CHANGED:
+        return
     made = root._id
     for leaf in leaves:
         changed = _CHANGED.get(id(leaf))
         if changed is not None and changed > made:
             raise RuntimeError(
-                f"backward() from {root._describe()}: {leaf._describe()} was changed in place (an optimizer "
+                f"{what} from {root._describe()}: {leaf._describe()} was changed in place (an optimizer "
                 "step or load_state_dict) after this graph was built, so its gradients would be taken at the "
                 "new numbers. Run backward before the step, or run the forward pass again after it"
             )
@@ -468,8 +475,8 @@ def backward(root: Node, grad=None) -> None:
         raise TypeError(f"backward() expects a Value or Tensor, got {type(root).__name__}")
     if root._op is NOT_RECORDED:
         raise RuntimeError(
-            f"backward() from {root._describe()}: it is not the output of a recorded "
-            "graph (it was computed under no_grad() or detached)"
+            f"backward() from {root._describe()}: it is not the output of a recorded graph (none of "
+            "its inputs requires a gradient, or it was computed under no_grad(), or detached)"
         )
     seed = type(root)._seed(root, grad)
     if STATE.anomaly and not root._is_finite(seed):
@@ -478,7 +485,7 @@ def backward(root: Node, grad=None) -> None:
     try:
         run.propagate(seed, STATE.anomaly)
         if _CHANGED:
-            _refuse_changed(root, run.leaves)
+            refuse_changed(root, run.leaves)
         run.finish(STATE.anomaly)
     except BaseException:
         run.undo()
@@ -594,6 +601,7 @@ class _Pass:
         if root._p0 is None:
             return
         empty, held, leaves, found = self.empty, self.held, self.leaves, self.found
+        nothing = root._NOTHING_ARRIVED
         waiting = [root]
         while waiting:
             self.stretch(waiting)
@@ -659,10 +667,12 @@ class _Pass:
                             if g is not empty:
                                 held.append((q, g))
                                 q.grad = empty
-                if node.grad is not empty:  # a node no gradient reached passes nothing on
+                if node.grad is not empty:
                     node._op.backward(node)
                     if checked:
                         _check_backward(node)
+                else:  # a node no gradient reached passes nothing on
+                    node.grad = nothing
             waiting = list(self.later)
 
     def undo(self) -> None:

@@ -202,6 +202,7 @@ class Value(Node):
 
     __slots__ = ()
     _EMPTY_GRAD = _ZERO
+    _NOTHING_ARRIVED = _REACHED_ZERO  # a zero is not added (see the op table), but it was reached
 
     def __init__(self, data, label: str = ""):
         leaf(self, _real(data, "Value"), _ZERO, label)

@@ -79,7 +79,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import Node, topological_order
+from .graph import Node, refuse_changed, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -166,6 +166,10 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
             "then draw the loss: draw_graph(loss, gradient_view=True)"
         )
     graph = _Graph(roots)
+    if gradient_view:  # its arrows run each op's backward again, which reads today's weights
+        leaves = [node for node in graph.order if node.is_leaf]
+        for r in roots:
+            refuse_changed(r, leaves, "draw_graph(gradient_view=True)")
     boxes = _Boxes(graph)
     _fit(graph, boxes, collapse, max_nodes, on_overflow, max_steps)
     flows = _edge_flows(graph) if gradient_view else None
@@ -500,7 +504,7 @@ def _numbers(x, head: str) -> list:
     """A number to 4 significant digits, or an array's entries if it has at most 4, else
     their mean and (on a second line) their range."""
     if not isinstance(x, np.ndarray):
-        return [f"{head}{x:.4g}"]
+        return [f"{head}{x:.4g}" if isinstance(x, (int, float, np.number)) else f"{head}{x!r}"]  # None set by hand
     flat = x.ravel()
     if flat.size <= 4:
         text = ", ".join(f"{v:.4g}" for v in flat.tolist())

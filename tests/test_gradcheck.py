@@ -2,9 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 
-from autograd import GradcheckError, GradcheckReport, Value, gradcheck
+from autograd import GradcheckError, GradcheckReport, Tensor, Value, gradcheck
 from autograd.graph import Op, record
 
 
@@ -174,3 +175,14 @@ def test_rejects_bad_inputs_and_outputs():
         gradcheck(lambda a: a, [1.0])
     with pytest.raises(TypeError, match="f must return a Value or Tensor, got float"):
         gradcheck(lambda a: a.data, [x])
+
+
+def test_a_tensor_output_that_depends_on_no_input_reports_zero_gradients():
+    # The output is a constant (cut by detach): backward cannot start from it, and the
+    # report, asked for, says what the analytic gradient is, zero, against the numbers.
+    A = Tensor([1.0, 2.0], requires_grad=True)
+    report = gradcheck(lambda A: (A.detach() * A.detach()).sum(), [A], raise_on_failure=False)
+    np.testing.assert_array_equal(report.checks[0].analytic, [0.0, 0.0])
+    np.testing.assert_allclose(report.checks[0].numeric, [2.0, 4.0], rtol=1e-6)
+    assert not report.ok
+    assert gradcheck(lambda A: Tensor([3.0]).sum(), [A]).ok

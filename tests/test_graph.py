@@ -565,3 +565,9 @@ def test_topological_order_of_several_roots_lists_shared_nodes_once():
     position = {node: i for i, node in enumerate(order)}
     for node in order:
         assert all(position[p] < position[node] for p in node._prev)
+
+
+def test_backward_from_a_result_of_inputs_that_need_no_gradient_says_so():
+    with pytest.raises(RuntimeError, match=r"it is not the output of a recorded graph \(none of its inputs requires "
+                                           r"a gradient, or it was computed under no_grad\(\), or detached\)"):
+        (Tensor([1.0]) * 2).sum().backward()

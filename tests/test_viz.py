@@ -622,3 +622,38 @@ def test_an_edge_into_a_new_row_keeps_its_use_count_beside_its_gradient():
         assert re.fullmatch(r"×\d+", uses) and float(size) == pytest.approx(flow(attrs), rel=1e-2)
     plain = parse(draw_graph(loss, collapse=True))
     assert all(re.fullmatch(r"×\d+", attrs["xlabel"]) for _, _, attrs in plain.edges if "xlabel" in attrs)
+
+
+def test_gradient_view_after_an_optimizer_step_is_refused_as_backward_is():
+    # Its arrows run each op's backward again, which would read the new weights: sizes that
+    # never flowed, beside node labels that show the old gradients.
+    lin = nn.Linear(1, 1, bias=False, seed=0)
+    x = Tensor([[2.0]], requires_grad=True, label="x")
+    loss = (lin(x) * 1.0).sum()
+    loss.backward()
+    before = draw_graph(loss, gradient_view=True).source
+    assert f"{x.grad[0, 0]:.4g}" in before
+    nn.optim.SGD(lin.parameters(), lr=1.0).step()
+    with pytest.raises(RuntimeError, match=r"draw_graph\(gradient_view=True\) from .*: W .* was changed in place"):
+        draw_graph(loss, gradient_view=True)
+    draw_graph(loss)  # the graph itself can still be drawn
+
+
+def test_a_value_node_behind_an_off_relu_shows_its_zero_gradient():
+    # backward reached it, and 0 arrived: as on the tensor engine, where the node shows [0]
+    w, x = Value(2.0, "w"), Value(-1.0, "x")
+    z = w * x
+    y = z.relu() + w
+    y.backward()
+    assert z.grad == 0.0 and z.grad is not Value._EMPTY_GRAD and x.grad == 0.0
+    assert '"*\\ndata -2\\ngrad 0"' in draw_graph(y).source
+    fresh = Value(1.0) * Value(2.0)  # not reached by any backward: no gradient shown
+    assert "grad" not in draw_graph(fresh).source.split("label=")[1].split('"')[1]
+
+
+def test_a_gradient_set_to_none_by_hand_is_drawn_not_a_crash():
+    v = Value(1.0)
+    y = v * 2
+    y.backward()
+    v.grad = None
+    assert "grad None" in draw_graph(y).source

@@ -107,7 +107,19 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     """
     import numpy as np
 
+    if not callable(f):
+        raise TypeError(f"gradcheck: f must be a function of the inputs, got {type(f).__name__}")
+    if isinstance(inputs, Node):
+        raise TypeError(f"gradcheck: inputs must be a list of Values or Tensors, got a single "
+                        f"{type(inputs).__name__}; wrap it in a list")
     inputs = list(inputs)
+    if not inputs:
+        raise ValueError("gradcheck: got no inputs to check")
+    for name, value, low in (("eps", eps, 0.0), ("atol", atol, None), ("rtol", rtol, None)):
+        if type(value) is bool or not isinstance(value, (int, float, np.floating, np.integer)) or not (
+                value > low if low is not None else value >= 0) or not np.isfinite(value):
+            raise ValueError(f"gradcheck: {name} must be a finite number "
+                             f"{'> 0' if low is not None else '>= 0'}, got {value!r}")
     for i, x in enumerate(inputs):
         if not isinstance(x, Node):
             raise TypeError(f"gradcheck: input {i} must be a Value or Tensor, got {type(x).__name__}")

@@ -703,8 +703,8 @@ class _Pass:
                 continue
             try:
                 total = node._add_grads(old, new)
-            except (TypeError, ValueError) as e:
-                raise type(e)(
+            except (TypeError, ValueError) as e:  # numpy's own subclasses take other arguments
+                raise (ValueError if isinstance(e, ValueError) else TypeError)(
                     f"backward(): cannot add this pass's gradient of {node._describe()} to the one "
                     f"it already had ({e}). Reset gradients with zero_grad(), or set node.grad = 0.0 "
                     "(None for a Tensor)"

@@ -1479,6 +1479,8 @@ def addmm(c, a, b) -> Tensor:
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors of equal shape along a new axis (``np.stack``)."""
     tensors = _sequence(tensors, "stack")
+    if type(axis) is bool or not isinstance(axis, Integral):
+        raise TypeError(f"stack: axis must be an int, got {type(axis).__name__}: {axis!r}")
     out = STACK.apply(*tensors, axis=axis)
     if axis in (0, -out.data.ndim):
         _share_storage(out, tensors, _pieces(out.data))
@@ -1579,6 +1581,8 @@ def _share_storage(out: Tensor, tensors, pieces) -> None:
 
 
 def _sequence(tensors, what):
+    if isinstance(tensors, (Node, np.ndarray, dict, str)) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{what}() expects a list or tuple of Tensors, got {type(tensors).__name__}")
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{what}() needs at least one tensor")

@@ -172,11 +172,25 @@ def data(p) -> np.ndarray:
     return np.array([v.data for v in _values(p)], dtype=np.float64).reshape(np.shape(p))
 
 
-def grad(p) -> np.ndarray:
-    """The gradient of a parameter as a float array; zeros where backward has not reached."""
+def grad(p, what: str = "the gradient") -> np.ndarray:
+    """The gradient of a parameter as a float array; zeros where backward has not reached.
+    A gradient set by hand to something else than the parameter's shape of real numbers is
+    refused, naming ``what`` (an optimizer would otherwise broadcast it, or parse it)."""
     if isinstance(p, Tensor):
-        return np.zeros_like(p.data) if p.grad is None else p.grad
-    return np.array([v.grad for v in _values(p)], dtype=np.float64).reshape(np.shape(p))
+        if p.grad is None:
+            return np.zeros_like(p.data)
+        g = p.grad
+        if not isinstance(g, np.ndarray) or g.shape != p.data.shape or g.dtype.kind not in "fiu":
+            raise TypeError(f"{what}: expected an array of real numbers of shape {p.data.shape}, got "
+                            + (f"an array of shape {g.shape} and dtype {g.dtype}" if isinstance(g, np.ndarray)
+                               else f"{type(g).__name__}: {g!r}"))
+        return g
+    grads = [v.grad for v in _values(p)]
+    for index, g in zip(np.ndindex(np.shape(p)), grads):
+        if type(g) is not float and (isinstance(g, bool) or not isinstance(g, Real)):
+            raise TypeError(f"{what}{f' at entry {index}' if index else ''}: expected a real number, "
+                            f"got {type(g).__name__}: {g!r}")
+    return np.array(grads, dtype=np.float64).reshape(np.shape(p))
 
 
 def has_grad(p) -> bool:
@@ -216,6 +230,8 @@ def real_array(x, what: str = "") -> np.ndarray:
     gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
     if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
+    if isinstance(x, Tensor):  # a Tensor given as numbers (a state value): its numbers
+        x = x.data
     where = f"{what}: " if what else ""
     try:
         arr = asarray_keeping_graphs(x)

@@ -36,6 +36,22 @@ __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 SAME, TRANSPOSED, BIAS_IH, BIAS_HH = "same", "transposed", "bias_ih", "bias_hh"
 
 
+def _all_rows(module: Module) -> list:
+    """:func:`_rows` of ``module``, or a clear error if some parameter of it has no PyTorch
+    entry (a subclass of a layer that adds parameters of its own): it would be left out of
+    the export and not loaded, without a word."""
+    if not isinstance(module, Module):
+        raise TypeError(f"to/from_torch_state_dict: expected a module (nn.Linear, nn.RNN, nn.RNNModel, ...), "
+                        f"got {type(module).__name__}")
+    rows = list(_rows(module))
+    covered = {id(param) for _, _, param, _ in rows}
+    left = [name for name, p in module.named_parameters() if id(p) not in covered]
+    if left:
+        raise TypeError(f"to/from_torch_state_dict: no PyTorch layout is defined for parameter(s) {left} of "
+                        f"{type(module).__name__}")
+    return rows
+
+
 def _rows(module: Module, prefix: str = "", ours: str = ""):
     """(torch name, our parameter's path, the parameter, relation) for every PyTorch entry
     of ``module``. A parameter or module reachable by several paths (tied weights) has
@@ -74,7 +90,7 @@ def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
     under PyTorch's names and layouts; see the table in :mod:`nn.interop`."""
     read = backends.grad if grads else backends.data
     out = {}
-    for torch_name, _, param, relation in _rows(module):
+    for torch_name, _, param, relation in _all_rows(module):
         x = np.array(read(param), dtype=np.float64, copy=True)
         if relation == TRANSPOSED:
             x = x.T.copy()
@@ -89,7 +105,9 @@ def from_torch_state_dict(module: Module, state) -> None:
     torch tensors) into ``module`` in place. Names must match exactly and shapes must be
     PyTorch's; everything is checked before anything is written. A tied parameter (one
     reachable by several paths) has an entry under each, and they must agree."""
-    rows = list(_rows(module))
+    rows = _all_rows(module)
+    if not hasattr(state, "keys"):
+        raise TypeError(f"from_torch_state_dict: state must be a dict of arrays, got {type(state).__name__}")
     expected = {name for name, _, _, _ in rows}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:

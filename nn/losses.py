@@ -55,6 +55,20 @@ def _check_pred(pred, name: str):
         raise ValueError(f"{name}: the prediction is empty (shape {np.shape(pred)})")
 
 
+def _probability_rows(t: np.ndarray, name: str) -> None:
+    """A clear error unless every row of ``t`` is a distribution over the classes: entries
+    >= 0 summing to 1 (to rounding). Class indices of the logits' shape, say, are not."""
+    sums = t.sum(axis=-1, dtype=np.float64)
+    eps = float(np.finfo(t.dtype).eps) if t.dtype.kind == "f" else 0.0
+    bad = (t < 0).any(axis=-1) | (np.abs(sums - 1.0) > max(1e-6, 10 * t.shape[-1] * eps))
+    if bad.any():
+        row = tuple(int(i) for i in np.argwhere(np.atleast_1d(bad))[0])[: t.ndim - 1]
+        shown = t[row] if row else t
+        raise ValueError(f"{name}: a target of the logits' shape {t.shape} is one-hot or probability rows, "
+                         f"each >= 0 and summing to 1; row {row[0] if row else 0} is {shown.tolist()} "
+                         f"(for class indices, give one per sample, shape {t.shape[:-1]})")
+
+
 def _numbers(pred) -> np.ndarray:
     """The numbers of a prediction (a Tensor, a Value or an object array of Values)."""
     if isinstance(pred, Tensor):
@@ -118,6 +132,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean"):
     """
     _check_pred(logits, "binary_cross_entropy_with_logits")
     y = _target(logits, target, "binary_cross_entropy_with_logits")
+    _in_unit_interval(y, "binary_cross_entropy_with_logits", "the targets")
     shape = np.shape(logits)
     if isinstance(logits, Tensor):
         pair = stack([Tensor(np.zeros(shape, logits.dtype)), logits], axis=-1)
@@ -140,11 +155,11 @@ def cross_entropy(logits, target, reduction: str = "mean"):
     shape = np.shape(logits)
     if len(shape) not in (1, 2) or shape[-1] == 0:
         raise ValueError(f"{name}: logits must have shape (N, C) or (C,), got {shape}")
-    _no_node_target(target, name)
+    t = plain_array(target, f"{name}: target")
     logp = F.log_softmax(logits, axis=-1)
     C = shape[-1]
-    t = np.asarray(target)
     if t.shape == shape and t.dtype.kind in "fiub":  # one-hot or probabilities
+        _probability_rows(t, name)
         t = t.astype(logits.dtype if isinstance(logits, Tensor) else np.float64, copy=False)  # float32 stays float32
         losses = -(logp * t).sum(axis=-1)
     elif t.dtype.kind in "iu" and t.shape == shape[:-1]:
@@ -192,6 +207,9 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
         raise ValueError(f"sequence_loss: outputs have shape {given[0]}, targets {given[1]}; expected targets "
                          f"of the outputs' shape (values) or without their last axis (class indices)")
     T, m = shape[:2]
+    if loss_fn is cross_entropy and len(shape) != 3:  # the one loss with an axis of its own, the classes
+        raise ValueError(f"sequence_loss: cross_entropy needs outputs {'(m, T, C)' if batch_first else '(T, m, C)'}, "
+                         f"the classes last, got {given[0]}")
     flat = outputs.reshape(T * m, *shape[2:])
     try:
         losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")

@@ -27,6 +27,7 @@ def _param_list(params, who: str) -> list:
     if not params:
         raise ValueError(f"{who}: got an empty parameter list")
     first: dict[int, int] = {}
+    entries: dict[int, int] = {}  # id of each Value -> the parameter it is in (views share them)
     for i, p in enumerate(params):
         j = first.setdefault(id(p), i)
         if j != i:
@@ -45,13 +46,20 @@ def _param_list(params, who: str) -> list:
                 raise TypeError(f"{who}: parameter {i}{at} is a {type(v).__name__}, not a Value")
             if not v.is_leaf:
                 raise TypeError(f"{who}: parameter {i}{at} is the result of an op ('{v.op}'), not a leaf Value")
+            j = entries.setdefault(id(v), i)
+            if j != i:
+                raise ValueError(f"{who}: parameter {i}{at} is also in parameter {j} (a view or an entry of "
+                                 "it); each Value must appear once (it would be updated twice)")
     return params
 
 
-def _number(who: str, name: str, value) -> float:
-    """``value`` as a float, or a clear error naming the setting if it is not a real number."""
+def _number(who: str, name: str, value, finite: bool = True) -> float:
+    """``value`` as a float, or a clear error naming the setting if it is not a real number
+    (or, with ``finite``, if it is infinite: a step would make the weights inf or NaN)."""
     if type(value) is bool or not isinstance(value, Real):
         raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__}: {value!r}")
+    if finite and math.isinf(value):
+        raise ValueError(f"{who}: {name} must be finite, got {value!r}")
     return float(value)
 
 
@@ -71,11 +79,14 @@ class Optimizer:
             backends.set_grad(p, None)
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, from its gradient."""
+        """Update every parameter that has a gradient, from its gradient. Every gradient is
+        read, and checked, before any parameter or any state of the optimizer changes."""
+        who = type(self).__name__
+        grads = [(i, p, backends.grad(p, f"{who}.step: the gradient of parameter {i}"))
+                 for i, p in enumerate(self.params) if backends.has_grad(p)]
         self.steps += 1
-        for i, p in enumerate(self.params):
-            if backends.has_grad(p):
-                backends.set_data(p, self._update(i, backends.data(p), backends.grad(p)))
+        for i, p, g in grads:
+            backends.set_data(p, self._update(i, backends.data(p), g))
 
     def _update(self, i: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -147,9 +158,9 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     norm *before* clipping (inf or nan if a gradient is not finite; then nothing is changed).
     """
     params = _param_list(params, "clip_grad_norm_")
-    if not _number("clip_grad_norm_", "max_norm", max_norm) > 0:
+    if not _number("clip_grad_norm_", "max_norm", max_norm, finite=False) > 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be positive, got {max_norm!r}")
-    grads = [backends.grad(p) for p in params]
+    grads = [backends.grad(p, f"clip_grad_norm_: the gradient of parameter {i}") for i, p in enumerate(params)]
     # scaled by the largest entry, so that squaring huge (finite) gradients cannot overflow
     big = max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
     if big == 0.0 or not math.isfinite(big):
@@ -169,8 +180,10 @@ def clip_grad_norm_(params, max_norm: float) -> float:
 def clip_grad_value_(params, clip_value: float) -> None:
     """Limit every gradient entry to [-clip_value, clip_value]."""
     params = _param_list(params, "clip_grad_value_")
-    if not _number("clip_grad_value_", "clip_value", clip_value) > 0:
+    if not _number("clip_grad_value_", "clip_value", clip_value, finite=False) > 0:
         raise ValueError(f"clip_grad_value_: clip_value must be positive, got {clip_value!r}")
-    for p in params:
-        if backends.has_grad(p):
-            backends.set_grad(p, np.clip(backends.grad(p), -clip_value, clip_value))
+    grads = [backends.grad(p, f"clip_grad_value_: the gradient of parameter {i}") if backends.has_grad(p) else None
+             for i, p in enumerate(params)]  # all checked before any is changed
+    for p, g in zip(params, grads):
+        if g is not None:
+            backends.set_grad(p, np.clip(g, -clip_value, clip_value))

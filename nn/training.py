@@ -40,6 +40,24 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
+    # everything checked before the first chunk changes a gradient
+    if not callable(loss_fn):
+        raise TypeError(f"train_truncated: loss_fn must be a function (y, target) -> loss, "
+                        f"got {type(loss_fn).__name__}")
+    if on_chunk is not None and not callable(on_chunk):
+        raise TypeError(f"train_truncated: on_chunk must be a function (i, loss, model) or None, "
+                        f"got {type(on_chunk).__name__}")
+    if not all(hasattr(optimizer, name) for name in ("params", "step", "zero_grad")):
+        raise TypeError(f"train_truncated: optimizer must be an optimizer (nn.optim.SGD, nn.optim.Adam), "
+                        f"got {type(optimizer).__name__}")
+    ours = {id(p) for p in model.parameters()}
+    if not any(id(p) in ours for p in optimizer.params):
+        raise ValueError("train_truncated: the optimizer holds none of the model's parameters "
+                         "(it was made for another model?): training would change nothing")
+    for name, limit in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if limit is not None and (type(limit) is bool or not isinstance(limit, (int, float, np.number))
+                                  or not limit > 0):
+            raise ValueError(f"train_truncated: {name} must be a positive number or None, got {limit!r}")
     mode = getattr(model, "mode", "many_to_many")
     if mode != "many_to_many":
         raise ValueError(f"train_truncated: the model must give an output at every input step (nn.RNN, or "

@@ -186,3 +186,17 @@ def test_a_tensor_output_that_depends_on_no_input_reports_zero_gradients():
     np.testing.assert_allclose(report.checks[0].numeric, [2.0, 4.0], rtol=1e-6)
     assert not report.ok
     assert gradcheck(lambda A: Tensor([3.0]).sum(), [A]).ok
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: gradcheck(lambda: x, []), ValueError, "gradcheck: got no inputs to check"),
+    (lambda x: gradcheck(lambda t: t.sum(), Tensor([1.0], requires_grad=True)), TypeError,
+     "inputs must be a list of Values or Tensors, got a single Tensor; wrap it in a list"),
+    (lambda x: gradcheck(None, [x]), TypeError, "f must be a function of the inputs, got NoneType"),
+    (lambda x: gradcheck(lambda v: v * v, [x], eps=0), ValueError, r"eps must be a finite number > 0, got 0"),
+    (lambda x: gradcheck(lambda v: v * v, [x], atol=-1.0), ValueError, r"atol must be a finite number >= 0"),
+    (lambda x: gradcheck(lambda v: v * v, [x], rtol=float("nan")), ValueError, r"rtol must be a finite number"),
+])
+def test_gradcheck_refuses_settings_that_would_check_nothing_or_everything(call, error, message):
+    with pytest.raises(error, match=message):
+        call(Value(1.5))

@@ -571,3 +571,14 @@ def test_backward_from_a_result_of_inputs_that_need_no_gradient_says_so():
     with pytest.raises(RuntimeError, match=r"it is not the output of a recorded graph \(none of its inputs requires "
                                            r"a gradient, or it was computed under no_grad\(\), or detached\)"):
         (Tensor([1.0]) * 2).sum().backward()
+
+
+def test_a_gradient_set_by_hand_that_numpy_cannot_add_into_names_the_node():
+    a = Tensor([[1.0, 2.0]], requires_grad=True, label="a")
+    y = (a * 2.0).sum()
+    y.backward()
+    a.grad = np.ones((1, 2), dtype=int)  # numpy refuses to add floats into it in place
+    with pytest.raises(TypeError, match=r"backward\(\): cannot add this pass's gradient of a .* to the one it "
+                                        r"already had"):
+        y.backward()
+    np.testing.assert_array_equal(a.grad, [[1, 1]])

@@ -383,3 +383,17 @@ def test_tied_parameters_whose_entries_disagree_are_refused_before_anything_is_w
     after = nn.to_torch_state_dict(tied)
     for key in before:
         np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+
+
+def test_a_layer_with_parameters_of_its_own_is_refused_not_half_exported():
+    class Scaled(nn.Linear):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.scale = Tensor(np.array([5.0]), requires_grad=True)
+
+    m = Scaled(2, 1, seed=0)
+    for call in (lambda: nn.to_torch_state_dict(m), lambda: nn.from_torch_state_dict(m, {})):
+        with pytest.raises(TypeError, match=r"no PyTorch layout is defined for parameter\(s\) \['scale'\] of Scaled"):
+            call()
+    with pytest.raises(TypeError, match="state must be a dict of arrays, got NoneType"):
+        nn.from_torch_state_dict(nn.Linear(2, 1), None)

@@ -386,7 +386,7 @@ def test_a_value_model_output_as_target_is_rejected_as_on_the_tensor_engine(loss
     x = np.ones((4, 2))
     with pytest.raises(TypeError, match=r"target: expected real numbers, got Value .* at entry \(0, 0\) "
                                         r"\(a graph node: pass plain numbers") if loss_fn is nn.mse_loss else (
-            pytest.raises(ValueError, match="cross_entropy: target must be integer class indices")):
+            pytest.raises(TypeError, match="cross_entropy: target must be numbers, not graph nodes")):
         loss_fn(model(x), model(2 * x))
 
 
@@ -417,11 +417,16 @@ def test_cross_entropy_with_probability_targets_keeps_float32():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_sequence_loss_refuses_outputs_without_a_class_axis_for_cross_entropy(engine):
     # (T, m) outputs flatten to one row of T*m "classes": say so, rather than fail reshaping.
-    with pytest.raises(ValueError, match=re.escape("sequence_loss: outputs of shape (4, 3), targets (4, 3): "
-                                                   "cross_entropy gave losses of shape () for the 12 rows of the 4 "
-                                                   "steps, where one per row was expected (cross_entropy needs "
-                                                   "outputs (T, m, C), the classes last)")):
+    with pytest.raises(ValueError, match=re.escape("sequence_loss: cross_entropy needs outputs (T, m, C), the "
+                                                   "classes last, got (4, 3)")):
         nn.sequence_loss(nn.cross_entropy, leaf(np.zeros((4, 3)), engine), np.zeros((4, 3), dtype=int))
+    # a loss of the same signature that gives one loss in all, not one per row, is named
+    with pytest.raises(ValueError, match=re.escape("sequence_loss: outputs of shape (4, 3), targets (4, 3): "
+                                                   "total gave losses of shape () for the 12 rows of the 4 steps, "
+                                                   "where one per row was expected")):
+        def total(pred, target, reduction):
+            return nn.mse_loss(pred, target, reduction="sum")
+        nn.sequence_loss(total, leaf(np.zeros((4, 3)), engine), np.zeros((4, 3)))
 
 
 def test_targets_holding_tensors_or_ragged_are_refused():
@@ -526,3 +531,29 @@ def test_cross_entropy_wrong_target_dtype_or_shape(target, dtype, shape):
 def test_cross_entropy_logits_shape(shape, problem):
     with pytest.raises(ValueError, match=re.escape(f"cross_entropy: {problem}")):
         nn.cross_entropy(Tensor(np.ones(shape), requires_grad=True), np.zeros(shape[:-1], dtype=int))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cross_entropy_targets_of_the_logits_shape_must_be_distributions(engine):
+    # Class indices given in the logits' shape (or rows that are not distributions) were
+    # used as weights: a loss that means nothing.
+    z = leaf(np.zeros((2, 3)), engine)
+    for bad, row in ((np.array([[0, 1, 2], [2, 1, 0]]), "0 is [0, 1, 2]"),
+                     (-np.ones((2, 3)), "0 is [-1.0, -1.0, -1.0]"),
+                     (np.array([[0.2, 0.3, 0.5], [0.5, 0.5, 0.5]]), "1 is [0.5, 0.5, 0.5]")):
+        with pytest.raises(ValueError, match=re.escape(f"cross_entropy: a target of the logits' shape (2, 3) is "
+                                                       f"one-hot or probability rows, each >= 0 and summing to 1; "
+                                                       f"row {row}")):
+            nn.cross_entropy(z, bad)
+    # one-hot rows of integers, and probability rows, are distributions
+    assert number(nn.cross_entropy(z, np.eye(3, dtype=int)[[0, 2]])) == pytest.approx(math.log(3), rel=1e-15)
+    assert number(nn.cross_entropy(z, [[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])) == pytest.approx(math.log(3), rel=1e-15)
+    with pytest.raises(TypeError, match="cross_entropy: target: got a list holding Tensors"):
+        nn.cross_entropy(z, [Tensor(np.eye(3)[0]), Tensor(np.eye(3)[1])])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_binary_cross_entropy_with_logits_refuses_targets_outside_0_1(engine):
+    with pytest.raises(ValueError, match=re.escape("binary_cross_entropy_with_logits: the targets must lie in [0, 1], "
+                                                   "got 2.0 at index (0,)")):
+        nn.binary_cross_entropy_with_logits(leaf([0.5], engine), [2.0])

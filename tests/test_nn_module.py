@@ -407,3 +407,11 @@ def test_forward_must_be_defined():
 
     with pytest.raises(NotImplementedError, match="Empty"):
         Empty()(1.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_load_takes_the_numbers_of_our_own_tensors(engine):
+    m = nn.Linear(2, 1, engine=engine, seed=0)
+    m.load_state_dict({"W": Tensor([[1.0], [2.0]]), "b": Tensor([3.0])})
+    np.testing.assert_array_equal(m.state_dict()["W"], [[1.0], [2.0]])
+    np.testing.assert_array_equal(m.state_dict()["b"], [3.0])

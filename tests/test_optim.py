@@ -557,3 +557,51 @@ def test_clipping_rejects_non_parameters():
         nn.clip_grad_norm_([np.ones(2)], 1.0)
     with pytest.raises(ValueError, match="clip_grad_value_: got an empty parameter list"):
         nn.clip_grad_value_([], 1.0)
+
+
+def test_a_value_in_two_parameters_is_refused():
+    # A view or an entry of a value-engine parameter shares its Values: updated twice.
+    W = nn.Linear(2, 2, engine="value").W
+    for other in (W[0, 0], W[:1]):
+        with pytest.raises(ValueError, match=r"parameter 1( entry \(0, 0\))? is also in parameter 0"):
+            SGD([W, other], 0.1)
+
+
+@pytest.mark.parametrize("bad, shown", [(None, "NoneType: None"), ("3.5", "str: '3.5'"), (True, "bool: True")])
+def test_a_value_gradient_set_by_hand_to_a_non_number_stops_the_step_before_anything_changes(bad, shown):
+    lin = nn.Linear(2, 1, engine="value", seed=0)
+    opt = SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    (lin.W[0, 0] * 1.0 + lin.W[1, 0] + lin.b[0]).backward()
+    before = lin.state_dict()
+    lin.b[0].grad = bad
+    message = f"SGD.step: the gradient of parameter 1 at entry (0,): expected a real number, got {shown}"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        opt.step()
+    after = lin.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before) and opt.steps == 0 and not opt.velocity
+
+
+@pytest.mark.parametrize("bad", [2.0, np.ones((1, 1)), np.ones((2, 1), dtype=bool)])
+def test_a_tensor_gradient_set_by_hand_of_the_wrong_shape_is_not_broadcast(bad):
+    lin = nn.Linear(2, 1, seed=0)
+    opt = Adam(lin.parameters(), lr=0.1)
+    lin.b.grad = np.ones(1)
+    lin.W.grad = bad
+    before = lin.state_dict()
+    with pytest.raises(TypeError, match=r"Adam.step: the gradient of parameter 0: expected an array of real numbers "
+                                        r"of shape \(2, 1\), got"):
+        opt.step()
+    assert all(np.array_equal(before[k], lin.state_dict()[k]) for k in before) and not opt.t
+    with pytest.raises(TypeError, match=r"clip_grad_norm_: the gradient of parameter 0: expected an array"):
+        nn.clip_grad_norm_(lin.parameters(), 1.0)
+
+
+@pytest.mark.parametrize("make, name", [(lambda p: SGD(p, lr=math.inf), "SGD: lr"),
+                                        (lambda p: SGD(p, 0.1, momentum=math.inf), "SGD: momentum"),
+                                        (lambda p: SGD(p, 0.1, weight_decay=math.inf), "SGD: weight_decay"),
+                                        (lambda p: Adam(p, lr=1e400), "Adam: lr"),
+                                        (lambda p: Adam(p, eps=math.inf), "Adam: eps")])
+def test_infinite_settings_are_refused(make, name):
+    # a step would make the weights inf or NaN, or never move them
+    with pytest.raises(ValueError, match=f"{name} must be finite, got inf"):
+        make([parameter(X0, "tensor")])

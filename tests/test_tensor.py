@@ -1384,3 +1384,14 @@ def test_deep_chain_does_not_recurse():
 def test_mean_over_an_empty_axis_says_so():
     with pytest.raises(ValueError, match=r"mean over an empty axis of a Tensor of shape \(0, 3\)"):
         Tensor(np.zeros((0, 3)), requires_grad=True).mean(axis=0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a: stack([a, a], axis=True), "stack: axis must be an int, got bool: True"),
+    (lambda a: stack(None), r"stack\(\) expects a list or tuple of Tensors, got NoneType"),
+    (lambda a: stack(a), r"stack\(\) expects a list or tuple of Tensors, got Tensor"),
+    (lambda a: concat({"k": a}), r"concat\(\) expects a list or tuple of Tensors, got dict"),
+])
+def test_stack_and_concat_say_what_they_take(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(Tensor([1.0, 2.0]))

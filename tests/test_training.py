@@ -447,3 +447,22 @@ def test_a_model_without_an_output_per_input_step_is_refused(mode):
     with pytest.raises(ValueError, match=rf"train_truncated: the model must give an output at every input step "
                                          rf".*; got mode='{mode}'"):
         nn.train_truncated(net, x, np.ones((4, 2, 1)), sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+
+
+@pytest.mark.parametrize("bad", ["another model's optimizer", "clip_norm", "on_chunk", "loss_fn"])
+def test_bad_arguments_are_refused_before_any_gradient_changes(bad):
+    x, target = data()
+    net = model()
+    opt = SGD(net.parameters(), lr=LR)
+    kw = {"clip_norm": -1.0} if bad == "clip_norm" else {"on_chunk": 5} if bad == "on_chunk" else {}
+    loss_fn = 5 if bad == "loss_fn" else sequence_mse
+    if bad == "another model's optimizer":
+        opt = SGD(model(seed=9).parameters(), lr=LR)
+    for p in net.parameters():
+        p.grad = np.full(p.shape, 7.0)
+    message = {"another model's optimizer": "the optimizer holds none of the model's parameters",
+               "clip_norm": "clip_norm must be a positive number or None, got -1.0",
+               "on_chunk": "on_chunk must be a function", "loss_fn": "loss_fn must be a function"}[bad]
+    with pytest.raises((TypeError, ValueError), match=f"train_truncated: {message}"):
+        nn.train_truncated(net, x, target, loss_fn, opt, k=2, **kw)
+    assert all((p.grad == 7.0).all() for p in net.parameters())

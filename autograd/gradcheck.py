@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .graph import NOT_RECORDED, Node, enable_grad, no_grad, topological_order
+from .graph import NOT_RECORDED, Node, enable_grad, flag, no_grad, topological_order
 
 if TYPE_CHECKING:  # numpy is imported when gradcheck runs, not with autograd
     import numpy as np
@@ -109,6 +109,7 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
 
     if not callable(f):
         raise TypeError(f"gradcheck: f must be a function of the inputs, got {type(f).__name__}")
+    raise_on_failure = flag("gradcheck: raise_on_failure", raise_on_failure)
     if isinstance(inputs, Node):
         raise TypeError(f"gradcheck: inputs must be a list of Values or Tensors, got a single "
                         f"{type(inputs).__name__}; wrap it in a list")

@@ -21,6 +21,7 @@ end of a pass: the leaves it found, whether or not a gradient reached them).
 from __future__ import annotations
 
 import itertools
+import sys
 from contextlib import contextmanager
 from operator import attrgetter
 
@@ -220,6 +221,17 @@ class scope:
 
     def __repr__(self) -> str:
         return f"scope({self.name!r})"
+
+
+def flag(what: str, value) -> bool:
+    """``value`` as a bool, or a clear error naming ``what`` unless it is True or False (numpy's
+    too): a string such as ``'no'`` would otherwise count as true."""
+    if value is True or value is False:
+        return value
+    np = sys.modules.get("numpy")  # loaded if the value can be numpy's (the core does not import it)
+    if np is not None and isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{what} must be True or False, got {type(value).__name__}: {value!r}")
 
 
 def current_scope() -> tuple[str, ...]:

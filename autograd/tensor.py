@@ -28,7 +28,7 @@ from numbers import Integral, Number
 import numpy as np
 
 from . import memory  # keeps freed memory for the next step: see its docstring
-from .graph import MANY, STATE, Node, Op, _ids, format_scope, leaf, record
+from .graph import MANY, STATE, Node, Op, _ids, flag, format_scope, leaf, record
 
 __all__ = ["StackBuilder", "Tensor", "addmm", "concat", "stack"]
 
@@ -133,7 +133,7 @@ class Tensor(Node):
         arr = _aligned_empty(src.shape, dtype)
         arr[...] = src
         leaf(self, arr, None, label)
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = flag("Tensor: requires_grad", requires_grad)
         self._params = None
         self._borrowed = False
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from autograd.graph import flag
+
 from . import backends
 from .layers import Linear
 from .module import Module
@@ -88,7 +90,7 @@ def _rows(module: Module, prefix: str = "", ours: str = ""):
 def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
     """The module's parameters (or, with ``grads=True``, their gradients) as numpy arrays
     under PyTorch's names and layouts; see the table in :mod:`nn.interop`."""
-    read = backends.grad if grads else backends.data
+    read = backends.grad if flag("to_torch_state_dict: grads", grads) else backends.data
     out = {}
     for torch_name, _, param, relation in _all_rows(module):
         x = np.array(read(param), dtype=np.float64, copy=True)

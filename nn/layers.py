@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from autograd.graph import flag
+
 from . import functional as F
 from . import init
 from .backends import backend
@@ -33,7 +35,8 @@ class Linear(Module):
         self.engine = self._backend.name
         rng = init.generator(seed)
         self.W = self._backend.parameter(init.uniform(rng, (in_features, out_features), in_features), "W")
-        self.b = self._backend.parameter(init.uniform(rng, (out_features,), in_features), "b") if bias else None
+        self.b = self._backend.parameter(init.uniform(rng, (out_features,), in_features), "b") if flag(
+            "bias", bias) else None
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, engine={self.engine!r}"

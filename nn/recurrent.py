@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograd import scope
+from autograd.graph import flag
 
 from . import functional as F
 from . import init
@@ -55,7 +56,7 @@ class RNNCell(Module):
         be, H = self._backend, hidden_size
         self.W_xh = be.parameter(init.uniform(rng, (input_size, H), H), "W_xh")
         self.W_hh = be.parameter(init.uniform(rng, (H, H), H), "W_hh")
-        self.b_h = be.parameter(init.uniform(rng, (H,), H), "b_h") if bias else None
+        self.b_h = be.parameter(init.uniform(rng, (H,), H), "b_h") if flag("bias", bias) else None
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
@@ -105,7 +106,7 @@ class RNN(Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        self.batch_first = bool(batch_first)
+        self.batch_first = flag("batch_first", batch_first)
         self._backend = backend(engine)
         self.engine = self._backend.name
         rng = init.generator(seed)
@@ -184,13 +185,14 @@ class RNNModel(Module):
         self._f2 = F.activation(output_activation, self.OUTPUTS, "output_activation")
         self._backend = backend(engine)
         self.engine = self._backend.name
-        self.batch_first = bool(batch_first)
+        self.batch_first = flag("batch_first", batch_first)
         rng = init.generator(seed)
         self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first=False,
                        engine=engine, seed=rng)
         H = hidden_size
         self.W_hy = self._backend.parameter(init.uniform(rng, (H, output_size), H), "W_hy")
-        self.b_y = self._backend.parameter(init.uniform(rng, (output_size,), H), "b_y") if bias else None
+        self.b_y = self._backend.parameter(init.uniform(rng, (output_size,), H), "b_y") if flag(
+            "bias", bias) else None
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, input_size={self.rnn.input_size}, hidden_size={self.rnn.hidden_size}, "

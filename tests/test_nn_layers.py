@@ -314,3 +314,20 @@ def test_value_engine_passes_value_inputs_through_so_gradients_reach_them():
     x = np.array([[Value(0.5), Value(-1.5)]], dtype=object)
     lin(x)[0, 0].backward()
     assert [v.grad for v in x[0]] == [lin.W[0, 0].data, lin.W[1, 0].data]
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda v: nn.Linear(2, 3, bias=v), "Linear: bias"),
+    (lambda v: nn.RNNCell(2, 3, bias=v), "RNNCell: bias"),
+    (lambda v: nn.RNN(2, 3, batch_first=v), "RNN: batch_first"),
+    (lambda v: nn.RNNModel(2, 3, 2, bias=v), "RNNModel: RNN: RNNCell: bias"),
+    (lambda v: Tensor(1.0, requires_grad=v), "Tensor: requires_grad"),
+    (lambda v: nn.to_torch_state_dict(nn.Linear(2, 1), grads=v), "to_torch_state_dict: grads"),
+    (lambda v: nn.Linear(2, 1).load_state_dict({}, strict=v), "Linear.load_state_dict: strict"),
+    (lambda v: gradcheck(lambda x: x * x, [Value(1.0)], raise_on_failure=v), "gradcheck: raise_on_failure"),
+])
+def test_flags_must_be_true_or_false(make, name):
+    # 'no' is a true string: it would have turned the option on
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be True or False, got str: 'no'")):
+        make("no")
+    make(np.False_) if "strict" not in name else None  # numpy's bools are bools

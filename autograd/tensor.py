@@ -491,6 +491,8 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
         arr = np.asarray(x, dtype=like.dtype)  # as numpy does: float32 * mask stays float32
     else:
         arr = _as_array(x, "Tensor operand")
+    if arr is x:  # the caller's own array: a copy, so that writing to it later changes no gradient
+        arr = arr.copy()
     out = leaf(_new(Tensor), arr, None)
     out.requires_grad = False
     out._params = None
@@ -1226,7 +1228,20 @@ def _addmm(c, a, b):
 
 def _max_vjp(g, out, x, axis, keepdims):
     mask = x == _keep(out, axis, keepdims)
-    return mask * (_keep(g, axis, keepdims) / mask.sum(axis=axis, keepdims=True))
+    return _masked(_keep(g, axis, keepdims) / mask.sum(axis=axis, keepdims=True), mask)
+
+
+def _masked(g, mask, out=None):
+    """``g`` where ``mask`` holds, 0 elsewhere (broadcast to ``mask``'s shape). NOTE: not
+    ``g * mask``, which makes an infinite incoming gradient NaN where the mask is off (inf *
+    0): where relu is off or clip limits, nothing passes, not even an infinity, as in
+    PyTorch and on the value engine."""
+    if np.isfinite(g).all():
+        return np.multiply(g, mask, out=out)
+    if out is None:
+        return np.where(mask, g, np.zeros((), g.dtype))
+    np.copyto(out, np.where(mask, g, np.zeros((), g.dtype)))
+    return out
 
 
 def _sigmoid(x):
@@ -1399,11 +1414,11 @@ LOG = Primitive("log", np.log, lambda g, out, a: g / a)
 TANH = Primitive("tanh", np.tanh, _tanh_vjp)
 SIGMOID = Primitive("sigmoid", _sigmoid, _sigmoid_vjp)
 # NOTE: relu'(0) = 0, as for Value.
-RELU = Primitive("relu", lambda a: np.maximum(a, 0.0), lambda g, out, a: np.multiply(g, a > 0, out=_fresh_like(out)))
+RELU = Primitive("relu", lambda a: np.maximum(a, 0.0), lambda g, out, a: _masked(g, a > 0, _fresh_like(out)))
 CLIP = Primitive(
     "clip",
     lambda a, low, high: np.clip(a, low, high),
-    lambda g, out, a, low, high: g * ((a >= low) & (a <= high)),
+    lambda g, out, a, low, high: _masked(g, (a >= low) & (a <= high)),
 )
 SUM = Primitive(
     "sum",

@@ -1395,3 +1395,36 @@ def test_mean_over_an_empty_axis_says_so():
 def test_stack_and_concat_say_what_they_take(call, message):
     with pytest.raises(TypeError, match=message):
         call(Tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("op, grad", [
+    (lambda x: x.relu(), [0.0, 0.0, 0.25]),
+    (lambda x: x.clip(0.0, 9.0), [0.0, math.inf, 0.25]),
+])
+def test_an_infinite_gradient_does_not_pass_where_the_mask_is_off(op, grad):
+    # sqrt'(0) is inf; where relu is off (or clip limits) nothing passes, not even that:
+    # inf * 0 would have made it NaN, and the NaN would spread to everything behind it.
+    x = leaf(np.array([-1.0, 0.0, 4.0]))
+    with np.errstate(divide="ignore"):
+        (op(x) ** 0.5).sum().backward()
+    np.testing.assert_array_equal(x.grad, grad)
+    values = [Value(v) for v in (-1.0, 0.0, 4.0)]
+    if grad[1] == 0.0:  # the value engine agrees
+        sum(op(v) ** 0.5 for v in values).backward()
+        assert [v.grad for v in values] == grad
+
+
+def test_an_infinite_gradient_reaches_only_the_maximum():
+    x = leaf(np.array([[-1.0, 0.0], [-3.0, -2.0]]))
+    with np.errstate(divide="ignore"):
+        (x.max() ** 0.5).backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, math.inf], [0.0, 0.0]])
+
+
+def test_a_numpy_operand_is_copied_so_writing_to_it_later_changes_no_gradient():
+    W = leaf(np.ones((2, 2)))
+    buf = np.ones((1, 2))
+    y = (buf @ W).sum()
+    buf[:] = 5.0
+    y.backward()
+    np.testing.assert_array_equal(W.grad, np.ones((2, 2)))

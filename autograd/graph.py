@@ -300,7 +300,7 @@ class Node:
 
     @label.setter
     def label(self, name: str) -> None:
-        self._label = name
+        self._label = _label(name)
 
     @property
     def _prev(self) -> tuple:
@@ -388,12 +388,19 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
     return out
 
 
+def _label(name) -> str:
+    """``name`` if it is a str, else a clear error (drawings and messages print labels)."""
+    if type(name) is not str and not isinstance(name, str):
+        raise TypeError(f"a node's label must be a str, got {type(name).__name__}: {name!r}")
+    return name
+
+
 def leaf(node: Node, data, grad, label: str = "") -> Node:
     """Fill in ``node`` as a leaf made now: no parents, the current scope, the next id."""
     node.data = data
     node.grad = grad
     if label:
-        node._label = label
+        node._label = _label(label)
     node._p0 = None
     node._op = ""
     node._scope = STATE.scope

@@ -15,14 +15,21 @@ import numpy as np
 from autograd import Tensor, Value
 
 from . import backends
+from .module import Module
 
 __all__ = ["SGD", "Adam", "Optimizer", "clip_grad_norm_", "clip_grad_value_"]
 
 
 def _param_list(params, who: str) -> list:
+    if isinstance(params, Module):
+        raise TypeError(f"{who}: expected a list of parameters, got the module {type(params).__name__} itself; "
+                        "pass model.parameters()")
     if backends.is_parameter(params) or isinstance(params, np.ndarray):
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), got a single "
                         f"{type(params).__name__}; wrap it in a list")
+    if not hasattr(params, "__iter__"):
+        raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), "
+                        f"got {type(params).__name__}")
     params = list(params)
     if not params:
         raise ValueError(f"{who}: got an empty parameter list")

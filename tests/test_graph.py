@@ -582,3 +582,13 @@ def test_a_gradient_set_by_hand_that_numpy_cannot_add_into_names_the_node():
                                         r"already had"):
         y.backward()
     np.testing.assert_array_equal(a.grad, [[1, 1]])
+
+
+@pytest.mark.parametrize("make", [lambda: Value(1.0, label=5), lambda: Tensor(1.0, label=["a"])])
+def test_a_label_must_be_a_string(make):
+    # drawings and messages print it; a number or a list failed only there, later
+    with pytest.raises(TypeError, match="a node's label must be a str, got (int: 5|list: \\['a'\\])"):
+        make()
+    node = Value(1.0)
+    with pytest.raises(TypeError, match="a node's label must be a str, got NoneType"):
+        node.label = None

@@ -605,3 +605,12 @@ def test_infinite_settings_are_refused(make, name):
     # a step would make the weights inf or NaN, or never move them
     with pytest.raises(ValueError, match=f"{name} must be finite, got inf"):
         make([parameter(X0, "tensor")])
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, nn.clip_grad_norm_])
+def test_a_module_or_none_instead_of_its_parameters_is_named(cls):
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: expected a list of parameters, got the module Linear "
+                                        r"itself; pass model.parameters\(\)"):
+        cls(nn.Linear(2, 1), 0.1)
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: expected a list of parameters .*got NoneType"):
+        cls(None, 0.1)

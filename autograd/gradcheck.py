@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .graph import NOT_RECORDED, Node, enable_grad, flag, no_grad, topological_order
+from .value import _real
 
 if TYPE_CHECKING:  # numpy is imported when gradcheck runs, not with autograd
     import numpy as np
@@ -116,11 +118,11 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     inputs = list(inputs)
     if not inputs:
         raise ValueError("gradcheck: got no inputs to check")
-    for name, value, low in (("eps", eps, 0.0), ("atol", atol, None), ("rtol", rtol, None)):
-        if type(value) is bool or not isinstance(value, (int, float, np.floating, np.integer)) or not (
-                value > low if low is not None else value >= 0) or not np.isfinite(value):
-            raise ValueError(f"gradcheck: {name} must be a finite number "
-                             f"{'> 0' if low is not None else '>= 0'}, got {value!r}")
+    for name, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        x = _real(value, f"gradcheck: {name}")
+        if not (x > 0 if positive else x >= 0) or math.isinf(x):  # NaN fails too
+            raise ValueError(f"gradcheck: {name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                             f"got {value!r}")
     for i, x in enumerate(inputs):
         if not isinstance(x, Node):
             raise TypeError(f"gradcheck: input {i} must be a Value or Tensor, got {type(x).__name__}")

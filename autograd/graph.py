@@ -347,9 +347,10 @@ class Node:
         backward(self, grad)
 
     def __getstate__(self):
-        state = object.__getstate__(self)
-        if isinstance(state, tuple) and state[1] and "grad" in state[1] and state[1]["grad"] is self._EMPTY_GRAD:
-            state[1]["grad"] = EMPTY_GRAD
+        state = object.__getstate__(self)  # (the __dict__ or None, the slots' values)
+        slots = state[1] if isinstance(state, tuple) else None
+        if slots and slots.get("grad", EMPTY_GRAD) is self._EMPTY_GRAD:
+            slots["grad"] = EMPTY_GRAD
         return state
 
     def __setstate__(self, state) -> None:
@@ -390,7 +391,7 @@ def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
 
 def _label(name) -> str:
     """``name`` if it is a str, else a clear error (drawings and messages print labels)."""
-    if type(name) is not str and not isinstance(name, str):
+    if not isinstance(name, str):
         raise TypeError(f"a node's label must be a str, got {type(name).__name__}: {name!r}")
     return name
 
@@ -503,8 +504,7 @@ def backward(root: Node, grad=None) -> None:
     run = _Pass(root)
     try:
         run.propagate(seed, STATE.anomaly)
-        if _CHANGED:
-            refuse_changed(root, run.leaves)
+        refuse_changed(root, run.leaves)  # returns at once unless some leaf was changed in place
         run.finish(STATE.anomaly)
     except BaseException:
         run.undo()

@@ -1053,6 +1053,17 @@ def _axes(axis, ndim: int, op: str):
     return tuple(out)
 
 
+def _axis(axis, ndim: int, op: str) -> int:
+    """One axis of an ``ndim``-d array, as :func:`_axes` checks it (not None, not several)."""
+    if axis is None or isinstance(axis, (tuple, list)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    return _axes(axis, ndim, op)[0]
+
+
+def _ndim(x) -> int:
+    return np.ndim(x.data if isinstance(x, Tensor) else x)
+
+
 def _index(index):
     """Normalise an index: Tensors become their data, lists become integer arrays."""
     if type(index) is int or type(index) is slice:
@@ -1494,10 +1505,9 @@ def addmm(c, a, b) -> Tensor:
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join tensors of equal shape along a new axis (``np.stack``)."""
     tensors = _sequence(tensors, "stack")
-    if type(axis) is bool or not isinstance(axis, Integral):
-        raise TypeError(f"stack: axis must be an int, got {type(axis).__name__}: {axis!r}")
+    axis = _axis(axis, _ndim(tensors[0]) + 1, "stack")  # the new axis may also come after the last
     out = STACK.apply(*tensors, axis=axis)
-    if axis in (0, -out.data.ndim):
+    if axis == 0:
         _share_storage(out, tensors, _pieces(out.data))
     return out
 
@@ -1513,8 +1523,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
     tensors = _sequence(tensors, "concat")
     if axis is None:  # np.concatenate flattens then; say so rather than fail inside
         raise TypeError("concat: axis must be an int, got None (to join flattened tensors, reshape them to 1-D first)")
-    ndim = np.ndim(tensors[0].data if isinstance(tensors[0], Tensor) else tensors[0])
-    out = CONCAT.apply(*tensors, axis=_axes(axis, ndim, "concat")[0])
+    out = CONCAT.apply(*tensors, axis=_axis(axis, _ndim(tensors[0]), "concat"))
     if out._params["axis"] == 0:  # np.split gives the pieces as views
         _share_storage(out, tensors, np.split(out.data, np.cumsum([np.shape(t)[0] for t in tensors[:-1]])))
     return out

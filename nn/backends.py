@@ -23,6 +23,7 @@ import numpy as np
 from autograd import StackBuilder, Tensor, Value, concat, stack
 from autograd.graph import note_changed
 from autograd.tensor import NestedTensorError, asarray_keeping_graphs
+from autograd.value import _real
 
 __all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
 
@@ -185,11 +186,8 @@ def grad(p, what: str = "the gradient") -> np.ndarray:
                             + (f"an array of shape {g.shape} and dtype {g.dtype}" if isinstance(g, np.ndarray)
                                else f"{type(g).__name__}: {g!r}"))
         return g
-    grads = [v.grad for v in _values(p)]
-    for index, g in zip(np.ndindex(np.shape(p)), grads):
-        if type(g) is not float and (isinstance(g, bool) or not isinstance(g, Real)):
-            raise TypeError(f"{what}{f' at entry {index}' if index else ''}: expected a real number, "
-                            f"got {type(g).__name__}: {g!r}")
+    grads = [v.grad if type(v.grad) is float else _real(v.grad, f"{what}{f' at entry {index}' if index else ''}")
+             for index, v in zip(np.ndindex(np.shape(p)), _values(p))]
     return np.array(grads, dtype=np.float64).reshape(np.shape(p))
 
 

@@ -30,13 +30,8 @@ REDUCTIONS = ("mean", "sum", "none")
 PROBABILITY_EPS = 1e-12
 
 
-def _no_node_target(target, name: str) -> None:
-    if isinstance(target, (Tensor, Value)):
-        raise TypeError(f"{name}: the target must be numbers (a numpy array or list), not a {type(target).__name__}")
-
-
 def _target(pred, target, name: str) -> np.ndarray:
-    _no_node_target(target, name)
+    target = plain_array(target, f"{name}: the target")  # no graph nodes among the numbers
     target = real_array(target, f"{name}: target")  # a cast would drop an imaginary part
     target = target.astype(pred.dtype if isinstance(pred, Tensor) else np.float64, copy=False)
     if target.shape != np.shape(pred):
@@ -58,14 +53,14 @@ def _check_pred(pred, name: str):
 def _probability_rows(t: np.ndarray, name: str) -> None:
     """A clear error unless every row of ``t`` is a distribution over the classes: entries
     >= 0 summing to 1 (to rounding). Class indices of the logits' shape, say, are not."""
-    sums = t.sum(axis=-1, dtype=np.float64)
+    rows = t.reshape(-1, t.shape[-1])  # (C,) is one row
     eps = float(np.finfo(t.dtype).eps) if t.dtype.kind == "f" else 0.0
-    bad = (t < 0).any(axis=-1) | (np.abs(sums - 1.0) > max(1e-6, 10 * t.shape[-1] * eps))
+    off = np.abs(rows.sum(axis=1, dtype=np.float64) - 1.0) > max(1e-6, 10 * rows.shape[1] * eps)
+    bad = (rows < 0).any(axis=1) | off
     if bad.any():
-        row = tuple(int(i) for i in np.argwhere(np.atleast_1d(bad))[0])[: t.ndim - 1]
-        shown = t[row] if row else t
+        r = int(np.argmax(bad))
         raise ValueError(f"{name}: a target of the logits' shape {t.shape} is one-hot or probability rows, "
-                         f"each >= 0 and summing to 1; row {row[0] if row else 0} is {shown.tolist()} "
+                         f"each >= 0 and summing to 1; row {r} is {rows[r].tolist()} "
                          f"(for class indices, give one per sample, shape {t.shape[:-1]})")
 
 

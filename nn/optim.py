@@ -8,11 +8,11 @@ of Values. Updates follow PyTorch's formulas, so results can be compared step by
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 
 from autograd import Tensor, Value
+from autograd.value import _real
 
 from . import backends
 from .module import Module
@@ -63,11 +63,10 @@ def _param_list(params, who: str) -> list:
 def _number(who: str, name: str, value, finite: bool = True) -> float:
     """``value`` as a float, or a clear error naming the setting if it is not a real number
     (or, with ``finite``, if it is infinite: a step would make the weights inf or NaN)."""
-    if type(value) is bool or not isinstance(value, Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__}: {value!r}")
-    if finite and math.isinf(value):
+    x = _real(value, f"{who}: {name}")
+    if finite and math.isinf(x):
         raise ValueError(f"{who}: {name} must be finite, got {value!r}")
-    return float(value)
+    return x
 
 
 class Optimizer:

@@ -9,7 +9,7 @@ import numpy as np
 from autograd import Tensor, Value
 
 from . import backends
-from .optim import clip_grad_norm_, clip_grad_value_
+from .optim import _number, clip_grad_norm_, clip_grad_value_
 
 __all__ = ["train_truncated"]
 
@@ -55,8 +55,7 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         raise ValueError("train_truncated: the optimizer holds none of the model's parameters "
                          "(it was made for another model?): training would change nothing")
     for name, limit in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-        if limit is not None and (type(limit) is bool or not isinstance(limit, (int, float, np.number))
-                                  or not limit > 0):
+        if limit is not None and not _number("train_truncated", name, limit, finite=False) > 0:
             raise ValueError(f"train_truncated: {name} must be a positive number or None, got {limit!r}")
     mode = getattr(model, "mode", "many_to_many")
     if mode != "many_to_many":

@@ -330,4 +330,9 @@ def test_flags_must_be_true_or_false(make, name):
     # 'no' is a true string: it would have turned the option on
     with pytest.raises(TypeError, match=re.escape(f"{name} must be True or False, got str: 'no'")):
         make("no")
-    make(np.False_) if "strict" not in name else None  # numpy's bools are bools
+
+
+def test_numpy_bools_are_flags():
+    assert nn.Linear(2, 3, bias=np.False_).b is None and nn.RNNCell(2, 3, bias=np.False_).b_h is None
+    assert nn.RNN(2, 3, batch_first=np.True_).batch_first is True
+    assert Tensor(1.0, requires_grad=np.True_).requires_grad is True

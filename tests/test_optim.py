@@ -394,7 +394,8 @@ def test_op_results_are_rejected_on_both_engines(cls):
     (lambda p, x: nn.clip_grad_value_(p, x), "clip_grad_value_: clip_value", True),
 ])
 def test_settings_that_are_not_numbers_are_named(make, name, bad):
-    with pytest.raises(TypeError, match=re.escape(f"{name} must be a real number, got {type(bad).__name__}: ")):
+    with pytest.raises(TypeError, match=re.escape(f"{name} expects a real number (int or float), "
+                                                  f"got {type(bad).__name__}: ")):
         make([parameter(X0, "tensor")], bad)
 
 
@@ -574,7 +575,7 @@ def test_a_value_gradient_set_by_hand_to_a_non_number_stops_the_step_before_anyt
     (lin.W[0, 0] * 1.0 + lin.W[1, 0] + lin.b[0]).backward()
     before = lin.state_dict()
     lin.b[0].grad = bad
-    message = f"SGD.step: the gradient of parameter 1 at entry (0,): expected a real number, got {shown}"
+    message = f"SGD.step: the gradient of parameter 1 at entry (0,) expects a real number (int or float), got {shown}"
     with pytest.raises(TypeError, match=re.escape(message)):
         opt.step()
     after = lin.state_dict()

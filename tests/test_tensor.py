@@ -1387,7 +1387,9 @@ def test_mean_over_an_empty_axis_says_so():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda a: stack([a, a], axis=True), "stack: axis must be an int, got bool: True"),
+    (lambda a: stack([a, a], axis=True), r"stack: an axis must be an int, got True \(bool\)"),
+    (lambda a: stack([a, a], axis=(0,)), r"stack: axis must be an int, got \(0,\)"),
+    (lambda a: concat([a, a], axis=[0, 1]), r"concat: axis must be an int, got \[0, 1\]"),
     (lambda a: stack(None), r"stack\(\) expects a list or tuple of Tensors, got NoneType"),
     (lambda a: stack(a), r"stack\(\) expects a list or tuple of Tensors, got Tensor"),
     (lambda a: concat({"k": a}), r"concat\(\) expects a list or tuple of Tensors, got dict"),

@@ -20,9 +20,9 @@ end of a pass: the leaves it found, whether or not a gradient reached them).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
-from contextlib import contextmanager
 from operator import attrgetter
 
 __all__ = [
@@ -156,16 +156,44 @@ def is_anomaly_enabled() -> bool:
     return STATE.anomaly
 
 
-@contextmanager
-def _setting(name: str, value):
-    old = getattr(STATE, name)
-    setattr(STATE, name, value)
-    STATE._update()
-    try:
-        yield
-    finally:
-        setattr(STATE, name, old)
+class _Setting:
+    """A context manager that sets one recording setting and restores it on leaving.
+
+    NOTE: a class, not a ``@contextmanager`` generator: the object :func:`no_grad` returns
+    may be kept and entered again, also inside itself (each entry remembers what it
+    replaced), as PyTorch's may. Also a decorator: ``@no_grad()`` runs the function under
+    the setting on every call."""
+
+    __slots__ = ("name", "value", "_saved")
+
+    def __init__(self, name: str, value):
+        self.name = name
+        self.value = value
+        self._saved = []
+
+    def __enter__(self) -> None:
+        self._saved.append(getattr(STATE, self.name))
+        setattr(STATE, self.name, self.value)
         STATE._update()
+
+    def __exit__(self, *exc) -> None:
+        setattr(STATE, self.name, self._saved.pop())
+        STATE._update()
+
+    def __call__(self, f):
+        if not callable(f):
+            raise TypeError(f"{self!r} decorates a function, got {type(f).__name__}")
+
+        @functools.wraps(f)
+        def under_setting(*args, **kwargs):
+            with self:
+                return f(*args, **kwargs)
+
+        return under_setting
+
+    def __repr__(self) -> str:
+        return {("grad_enabled", False): "no_grad()", ("grad_enabled", True): "enable_grad()",
+                ("anomaly", True): "detect_anomaly()"}[self.name, self.value]
 
 
 def no_grad():
@@ -174,13 +202,14 @@ def no_grad():
 
     Use it for evaluation, for optimizer updates, and wherever a value must not be
     differentiated through. Nestable; :func:`enable_grad` turns recording back on inside.
+    Also a decorator (``@no_grad()``), and the object it returns may be entered again.
     """
-    return _setting("grad_enabled", False)
+    return _Setting("grad_enabled", False)
 
 
 def enable_grad():
     """Context manager that turns recording back on (inside :func:`no_grad`)."""
-    return _setting("grad_enabled", True)
+    return _Setting("grad_enabled", True)
 
 
 def detect_anomaly():
@@ -191,7 +220,7 @@ def detect_anomaly():
     message names the op, its scope and its inputs. Outside this context, NaN and Inf
     propagate as in IEEE arithmetic. The checks cost time on every op; use it to debug.
     """
-    return _setting("anomaly", True)
+    return _Setting("anomaly", True)
 
 
 class scope:

@@ -444,6 +444,44 @@ def test_no_grad_as_a_decorator():
     assert is_grad_enabled()
 
 
+def test_a_no_grad_object_can_be_entered_again_also_inside_itself():
+    off = no_grad()
+    x = Value(1.0)
+    for _ in range(2):
+        with off:
+            with off:
+                assert (x * 2)._prev == ()
+            assert not is_grad_enabled() and (x * 2)._prev == ()
+        assert is_grad_enabled() and (x * 2)._prev[0] is x
+
+
+def test_settings_nest_in_any_order_and_restore_on_errors():
+    on, checks = enable_grad(), detect_anomaly()
+    with no_grad():
+        with checks:
+            with on:
+                assert is_grad_enabled() and is_anomaly_enabled()
+                with pytest.raises(AnomalyError):
+                    Value(float("inf")) * 1.0
+            assert not is_grad_enabled() and is_anomaly_enabled()
+        assert not is_anomaly_enabled()
+    assert is_grad_enabled() and not is_anomaly_enabled()
+    assert repr(on) == "enable_grad()" and repr(checks) == "detect_anomaly()" and repr(no_grad()) == "no_grad()"
+
+
+def test_a_decorated_function_may_call_itself_and_keeps_its_name():
+    @no_grad()
+    def depth(x, n):
+        """Doc."""
+        assert not is_grad_enabled()
+        return x * 1.0 if n == 0 else depth(x, n - 1)
+
+    assert depth(Value(1.0), 3)._prev == () and is_grad_enabled()
+    assert depth.__name__ == "depth" and depth.__doc__ == "Doc."
+    with pytest.raises(TypeError, match=r"no_grad\(\) decorates a function, got int"):
+        no_grad()(3)
+
+
 # --- scope ----------------------------------------------------------------------------------
 
 

@@ -263,6 +263,13 @@ def flag(what: str, value) -> bool:
     raise TypeError(f"{what} must be True or False, got {type(value).__name__}: {value!r}")
 
 
+def too_large(x: int, what: str, kind: str = "a float") -> ValueError:
+    """The error for an int past the range of the float ``kind``, giving its size (``str()``
+    refuses ints past 4,300 digits)."""
+    digits = int(abs(x).bit_length() * 0.30103) + 1
+    return ValueError(f"{what}: an integer of about {digits} digits is too large for {kind}")
+
+
 def current_scope() -> tuple[str, ...]:
     """The scope tags that a node created now would get."""
     return STATE.scope

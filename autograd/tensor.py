@@ -21,6 +21,7 @@ import ctypes
 import functools
 import math
 import operator
+import sys
 import time
 import weakref
 from numbers import Integral, Number
@@ -28,7 +29,7 @@ from numbers import Integral, Number
 import numpy as np
 
 from . import memory  # keeps freed memory for the next step: see its docstring
-from .graph import MANY, STATE, Node, Op, _ids, flag, format_scope, leaf, record
+from .graph import MANY, STATE, Node, Op, _ids, flag, format_scope, leaf, record, too_large
 
 __all__ = ["StackBuilder", "Tensor", "addmm", "concat", "stack"]
 
@@ -40,11 +41,13 @@ def _as_array(data, what: str = "Tensor") -> np.ndarray:
     if isinstance(data, Node):
         raise TypeError(f"{what} expects a number, nested list or numpy array, got a {type(data).__name__}")
     if isinstance(data, np.ndarray):
+        if type(data) is not np.ndarray:
+            refuse_masked(data, what)
         arr = data
     else:
         try:
             arr = asarray_keeping_graphs(data)
-        except NestedTensorError as e:
+        except RefusedConversion as e:
             raise TypeError(f"{what}: {e}") from None
         except (ValueError, TypeError) as e:  # ragged lists, unconvertible objects
             raise TypeError(
@@ -77,12 +80,26 @@ _CONVERTING = [False]  # set while asarray_keeping_graphs converts: see Tensor._
 def asarray_keeping_graphs(data) -> np.ndarray:
     """``np.asarray(data)``, except that a Tensor met inside a list (``[t1, t2]``) refuses to
     become plain numbers, which would cut it from its graph without a word: raises
-    :class:`NestedTensorError` (a ``TypeError``) instead. Both engines convert inputs so."""
+    :class:`NestedTensorError` instead, and a masked array, whose mask would be lost,
+    :class:`RefusedConversion` (both ``TypeError``). Both engines convert inputs so."""
+    refuse_masked(data)
     _CONVERTING[0] = True
     try:
         return np.asarray(data)
     finally:
         _CONVERTING[0] = False
+
+def refuse_masked(data, what: str = "") -> None:
+    """:class:`RefusedConversion` for a numpy masked array: its conversion keeps the numbers
+    under the mask and drops the mask, so a masked target would count the entries meant to
+    be left out. ``what``, if given, is put in front of the message."""
+    ma = sys.modules.get("numpy.ma")  # loaded if a masked array can exist
+    if ma is not None and isinstance(data, ma.MaskedArray):
+        raise RefusedConversion(
+            f"{what + ': ' if what else ''}got a numpy masked array, whose mask would be ignored. Pass "
+            "plain numbers: x.filled(value) replaces the masked entries, x.compressed() keeps only the others"
+        )
+
 
 ALIGNMENT = 64  # bytes: where the data of every Tensor made by the constructor starts
 
@@ -107,7 +124,13 @@ def _aligned_empty(shape, dtype) -> np.ndarray:
     return raw[start:start + size].reshape(shape)
 
 
-class NestedTensorError(TypeError):
+class RefusedConversion(TypeError):
+    """Data that ``np.asarray`` would make numbers of while losing something: the graph of a
+    Tensor in a list (:class:`NestedTensorError`), the mask of a masked array. Whoever
+    converts puts what it was converting in front of the message."""
+
+
+class NestedTensorError(RefusedConversion):
     """A Tensor met inside a list that is becoming the data of a new Tensor or operand."""
 
 
@@ -127,7 +150,14 @@ class Tensor(Node):
 
     def __init__(self, data, requires_grad: bool = False, label: str = "", dtype=None):
         src = _as_array(data)
-        dtype = src.dtype if dtype is None else np.dtype(dtype)
+        if dtype is None:
+            dtype = src.dtype
+        else:
+            try:
+                dtype = np.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"Tensor: dtype must be a floating numpy dtype (np.float64, np.float32 "
+                                f"or its name), got {dtype!r}") from None
         if dtype.kind != "f":
             raise TypeError(f"Tensor dtype must be floating, got {dtype}")
         arr = _aligned_empty(src.shape, dtype)
@@ -429,10 +459,11 @@ class Tensor(Node):
         return CLIP.apply(self, low=float(low), high=float(high))
 
     def sum(self, axis=None, keepdims: bool = False):
-        return SUM.apply(self, axis=_axes(axis, self.data.ndim, "sum"), keepdims=keepdims)
+        return SUM.apply(self, axis=_axes(axis, self.data.ndim, "sum"), keepdims=flag("sum: keepdims", keepdims))
 
     def mean(self, axis=None, keepdims: bool = False):
         axes = _axes(axis, self.data.ndim, "mean")
+        keepdims = flag("mean: keepdims", keepdims)
         if axes is not None and len(set(axes)) != len(axes):  # (else sum would name itself in the error)
             raise ValueError(f"mean: axis {axis!r} names an axis twice (scope {format_scope(STATE.scope)})")
         count = self.data.size if axes is None else int(np.prod([self.data.shape[a] for a in axes]))
@@ -443,7 +474,7 @@ class Tensor(Node):
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; NOTE: where several entries tie for the maximum, the gradient is
         shared equally between them."""
-        return MAX.apply(self, axis=_axes(axis, self.data.ndim, "max"), keepdims=keepdims)
+        return MAX.apply(self, axis=_axes(axis, self.data.ndim, "max"), keepdims=flag("max: keepdims", keepdims))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -485,10 +516,15 @@ def _operand(x, like: np.ndarray | None) -> Tensor:
     if isinstance(x, Node):
         raise TypeError(f"cannot mix a Tensor with a {type(x).__name__}")
     is_array = isinstance(x, np.ndarray)
+    if is_array and type(x) is not np.ndarray:
+        refuse_masked(x, "Tensor operand")
     if like is not None and (type(x) is float or type(x) is int  # the common numbers, and arrays,
                              or (is_array and x.dtype.kind == "b")  # before the slower test of the ABC
                              or (not is_array and isinstance(x, Number) and not isinstance(x, complex))):
-        arr = np.asarray(x, dtype=like.dtype)  # as numpy does: float32 * mask stays float32
+        try:
+            arr = np.asarray(x, dtype=like.dtype)  # as numpy does: float32 * mask stays float32
+        except OverflowError:  # an int past the float's range
+            raise too_large(x, "Tensor operand", f"a {like.dtype}") from None
     else:
         arr = _as_array(x, "Tensor operand")
     if arr is x:  # the caller's own array: a copy, so that writing to it later changes no gradient

@@ -14,7 +14,7 @@ import math
 import sys
 from numbers import Real
 
-from .graph import STATE, Node, Op, _ids, leaf, record
+from .graph import STATE, Node, Op, _ids, leaf, record, too_large
 
 __all__ = ["Value"]
 
@@ -32,8 +32,7 @@ def _real(x, what: str) -> float:
         try:
             return float(x)
         except OverflowError:
-            digits = int(abs(x).bit_length() * 0.30103) + 1  # str() refuses ints past 4300 digits
-            raise ValueError(f"{what}: an integer of about {digits} digits is too large for a float") from None
+            raise too_large(x, what) from None
     if _is_array(x) and x.ndim == 0 and x.dtype.kind in "iuf":
         return float(x)
     raise TypeError(f"{what} expects a real number (int or float), got {type(x).__name__}: {x!r}")

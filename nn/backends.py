@@ -22,7 +22,7 @@ import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
 from autograd.graph import note_changed
-from autograd.tensor import NestedTensorError, asarray_keeping_graphs
+from autograd.tensor import RefusedConversion, asarray_keeping_graphs
 from autograd.value import _real
 
 __all__ = ["ENGINES", "TensorBackend", "ValueBackend", "backend", "data", "grad", "set_data", "set_grad"]
@@ -79,7 +79,7 @@ class ValueBackend:
             return np.array(x, dtype=object)
         try:
             arr = asarray_keeping_graphs(x)
-        except NestedTensorError as e:  # a list holding Tensors, whose numbers alone would cut the graph
+        except RefusedConversion as e:  # a list holding Tensors (its numbers alone would cut the graph), a masked array
             raise TypeError(f"engine='value' {e}") from None
         if arr.dtype != object:  # numbers (bools and ints included) become float constants
             arr = real_array(arr)  # complex numbers, strings: an error, as on Tensors
@@ -212,7 +212,7 @@ def plain_array(x, what: str) -> np.ndarray:
         raise TypeError(f"{what} must be numbers (a numpy array or list), not a {type(x).__name__}")
     try:
         arr = asarray_keeping_graphs(x)
-    except NestedTensorError as e:
+    except RefusedConversion as e:
         raise TypeError(f"{what}: {e}") from None
     except ValueError as e:  # a ragged list
         raise ValueError(f"{what}: expected a regular array of numbers: {e}") from None
@@ -233,7 +233,7 @@ def real_array(x, what: str = "") -> np.ndarray:
     where = f"{what}: " if what else ""
     try:
         arr = asarray_keeping_graphs(x)
-    except NestedTensorError as e:  # a list holding Tensors: its numbers alone would cut their graph
+    except RefusedConversion as e:  # a list holding Tensors (its numbers alone would cut their graph), a masked array
         raise TypeError(f"{where}{e}") from None
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")

@@ -24,6 +24,8 @@ def generator(seed=None) -> np.random.Generator:
     if seed is None:
         return np.random.default_rng(0)
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be an int >= 0, a numpy Generator or None, got {seed}")
         return np.random.default_rng(int(seed))
     raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
 

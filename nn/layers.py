@@ -58,7 +58,10 @@ class MLP(Module):
     """
 
     def __init__(self, n_in: int, sizes, activation: str = "tanh", engine: str = "tensor", seed=None):
-        sizes = list(sizes)
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"sizes must be a list of the layers' output sizes, e.g. MLP({n_in!r}, [16, 1]), "
+                            f"got {type(sizes).__name__}: {sizes!r}")
+        sizes = [check_size(f"sizes[{i}]", size) for i, size in enumerate(sizes)]
         if not sizes:
             raise ValueError("MLP needs at least one layer size")
         check_size("n_in", n_in)

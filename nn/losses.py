@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograd import Tensor, Value, stack
+from autograd.graph import flag
 
 from . import functional as F
 from .backends import ValueBackend, plain_array, real_array, swap01
@@ -184,6 +185,7 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    batch_first = flag("sequence_loss: batch_first", batch_first)
     targets = plain_array(targets, "sequence_loss: the targets")
     # the shapes as given, for the messages (batch_first ones are swapped below)
     given, layout = (np.shape(outputs), targets.shape), "(m, T, ...)" if batch_first else "(T, m, ...)"

@@ -8,6 +8,7 @@ import numpy as np
 
 from autograd import draw_graph, enable_grad
 from autograd.graph import flag
+from autograd.tensor import RefusedConversion
 
 from . import backends
 
@@ -202,8 +203,8 @@ class Module:
         try:
             return self._backend.constant(x)
         except (TypeError, ValueError) as e:
-            if type(e) not in (TypeError, ValueError):  # a subclass may not take a message alone
-                raise
+            if type(e) not in (TypeError, ValueError) and not isinstance(e, RefusedConversion):
+                raise  # a subclass may not take a message alone
             raise type(e)(f"{self._where()}: {what}: {e}") from None
 
     def __repr__(self) -> str:

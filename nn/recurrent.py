@@ -69,17 +69,33 @@ class RNNCell(Module):
         m = np.shape(x_t)[0]
         h_prev = self._backend.zeros((m, self.hidden_size)) if h_prev is None else self._constant(h_prev, "h_prev")
         self._check("h_prev", h_prev, self.hidden_size, m)
-        return self.step(self.project(x_t), h_prev)
+        return self._step(self._project(x_t), h_prev)
 
     def project(self, x):
         """The input part of every step at once: x W_xh + b_h for x of shape (..., input_size)."""
+        x = self._constant(x, "project: x")
+        if np.ndim(x) == 0 or np.shape(x)[-1] != self.input_size:
+            raise ValueError(f"{self._where()}: project: x must have shape (..., {self.input_size}), "
+                             f"got {np.shape(x)}")
+        return self._project(x)
+
+    def step(self, xw_t, h_prev):
+        """h_t = f(xw_t + h_prev W_hh), where xw_t = x_t W_xh + b_h from :meth:`project`;
+        both (m, hidden_size)."""
+        xw_t = self._constant(xw_t, "step: xw_t")
+        self._check("step: xw_t", xw_t, self.hidden_size)
+        h_prev = self._constant(h_prev, "step: h_prev")
+        self._check("step: h_prev", h_prev, self.hidden_size, np.shape(xw_t)[0])
+        return self._step(xw_t, h_prev)
+
+    # The two without the checks, for callers that made their inputs themselves.
+    def _project(self, x):
         lead = np.shape(x)[:-1]
         x = x.reshape(-1, self.input_size)
         xw = x @ self.W_xh if self.b_h is None else F.addmm(self.b_h, x, self.W_xh)
         return xw.reshape(*lead, self.hidden_size)
 
-    def step(self, xw_t, h_prev):
-        """h_t = f(xw_t + h_prev W_hh), where xw_t = x_t W_xh + b_h from :meth:`project`."""
+    def _step(self, xw_t, h_prev):
         return self._f(F.addmm(xw_t, h_prev, self.W_hh))
 
     def _check(self, what, x, size, batch=None):
@@ -132,14 +148,14 @@ class RNN(Module):
         for l, cell in enumerate(self.cells):
             with scope(f"layer {l}"):
                 h = be.zeros((m, self.hidden_size)) if h0 is None else h0[l]
-                xw = cell.project(layer_input) if be.fuse_steps else None
+                xw = cell._project(layer_input) if be.fuse_steps else None
                 states = be.stack_builder(T)
                 for t in range(T):
                     with scope(f"t={t + 1}"):
                         if be.fuse_steps:
-                            h = cell.step(xw[t], h)
+                            h = cell._step(xw[t], h)
                         else:
-                            h = cell.step(cell.project(layer_input[t]), h)
+                            h = cell._step(cell._project(layer_input[t]), h)
                     states.append(h)
                 layer_input = states.stack()
                 last.append(h)

@@ -7,9 +7,11 @@ import math
 import numpy as np
 
 from autograd import Tensor, Value
+from autograd.tensor import refuse_masked
 
 from . import backends
 from .optim import _number, clip_grad_norm_, clip_grad_value_
+from .recurrent import RNNCell
 
 __all__ = ["train_truncated"]
 
@@ -41,6 +43,11 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
     # everything checked before the first chunk changes a gradient
+    if isinstance(model, RNNCell) or not (callable(model) and hasattr(model, "named_parameters")):
+        raise TypeError("train_truncated: model must be a sequence module called as model(x, h0) -> (y, h_n) "
+                        "(nn.RNN, or nn.RNNModel with mode='many_to_many'), got "
+                        + (model._where() + ", which takes one step" if isinstance(model, RNNCell)
+                           else type(model).__name__))
     if not callable(loss_fn):
         raise TypeError(f"train_truncated: loss_fn must be a function (y, target) -> loss, "
                         f"got {type(loss_fn).__name__}")
@@ -64,6 +71,7 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     axis = 1 if getattr(model, "batch_first", False) else 0
     if isinstance(x, (list, tuple)):
         x = backends.plain_array(x, "train_truncated: x")
+    refuse_masked(x, "train_truncated: x")
     T = np.shape(x)[axis] if np.ndim(x) > axis else 0
     if T == 0:
         raise ValueError(f"train_truncated: the sequence is empty (shape {np.shape(x)})")

@@ -439,6 +439,27 @@ def test_targets_holding_tensors_or_ragged_are_refused():
         nn.sequence_loss(nn.mse_loss, Tensor(np.zeros((2, 2))), [[1.0, 2.0], [1.0]])
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_masked_targets_are_refused(engine):
+    # The mask would be dropped: the entries meant to be left out would count in the loss.
+    pred = leaf(np.zeros((2, 2)), engine)
+    masked = np.ma.masked_array([[0.0, 5.0], [0.0, 5.0]], mask=[[False, True], [False, True]])
+    notice = "got a numpy masked array, whose mask would be ignored"
+    for loss_fn in (nn.mse_loss, nn.binary_cross_entropy_with_logits):
+        with pytest.raises(TypeError, match=rf"^{loss_fn.__name__}: the target: {notice}"):
+            loss_fn(pred, masked.clip(0, 1))
+    with pytest.raises(TypeError, match=rf"^cross_entropy: target: {notice}"):
+        nn.cross_entropy(pred, np.ma.masked_array([0, 1], mask=[False, True]))
+    with pytest.raises(TypeError, match=rf"^sequence_loss: the targets: {notice}"):
+        nn.sequence_loss(nn.mse_loss, leaf(np.zeros((2, 1, 2)), engine), masked[:, None])
+
+
+def test_sequence_loss_batch_first_must_be_a_bool():
+    # The string "no" would count as true and swap the axes.
+    with pytest.raises(TypeError, match=r"^sequence_loss: batch_first must be True or False, got str: 'no'$"):
+        nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, batch_first="no")
+
+
 def test_sequence_loss_reduction():
     with pytest.raises(ValueError, match="sequence_loss: reduction must be 'mean' or 'sum', got 'none'"):
         nn.sequence_loss(nn.mse_loss, Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET, reduction="none")

@@ -74,6 +74,12 @@ def test_bad_seed_is_rejected(seed):
         nn.Linear(2, 2, seed=seed)
 
 
+@pytest.mark.parametrize("seed", [-1, np.int64(-5)])
+def test_a_negative_seed_is_named(seed):
+    with pytest.raises(ValueError, match=rf"^Linear: seed must be an int >= 0, a numpy Generator or None, got {seed}$"):
+        nn.Linear(2, 2, seed=seed)
+
+
 def _check_uniform(w, k):
     """w looks like a large sample of U(-k, k): inside the bounds, reaching close to them,
     mean 0 and variance k^2/3 within five standard errors."""
@@ -258,6 +264,16 @@ def test_mlp_bad_arguments():
         nn.MLP(3, [2, 1], activation="gelu")
 
 
+def test_mlp_sizes_must_be_a_list_of_sizes():
+    for sizes in (3, "16", None):
+        with pytest.raises(TypeError, match=rf"^MLP: sizes must be a list of the layers' output sizes, "
+                                            rf"e.g. MLP\(2, \[16, 1\]\), got {type(sizes).__name__}: "):
+            nn.MLP(2, sizes)
+    with pytest.raises(ValueError, match=r"^MLP: sizes\[1\] must be an int >= 1, got 0$"):
+        nn.MLP(2, [3, 0])
+    assert [layer.out_features for layer in nn.MLP(2, (3, np.int64(1))).layers] == [3, 1]
+
+
 def test_wrong_engine_inputs_are_rejected():
     with pytest.raises(TypeError, match="engine='value' got a Tensor"):
         nn.Linear(2, 2, engine="value")(Tensor(np.zeros((1, 2))))
@@ -283,6 +299,15 @@ def test_a_list_holding_tensors_is_refused_on_both_engines(engine):
         with pytest.raises(TypeError, match=r"^Linear\(.*\): the input: .*got a list holding Tensors"):
             nn.Linear(2, 1, engine=engine, seed=0)(x)
     assert t.grad is None
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_masked_input_is_refused_on_both_engines(engine):
+    # Its conversion would keep the numbers under the mask and drop the mask.
+    masked = np.ma.masked_array([[1.0, 2.0]], mask=[[False, True]])
+    with pytest.raises(TypeError, match=r"^Linear\(.*\): the input: .*got a numpy masked array, whose mask would "
+                                        r"be ignored. Pass plain numbers: x.filled\(value\)"):
+        nn.Linear(2, 1, engine=engine, seed=0)(masked)
 
 
 def test_value_engine_names_no_entry_for_a_single_non_number():

@@ -355,6 +355,15 @@ def test_load_rejects_none_or_strings_among_numbers_and_changes_nothing(engine, 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_load_rejects_masked_arrays_and_changes_nothing(engine):
+    m = nn.RNNModel(2, 3, 2, engine=engine, seed=1)
+    state = {k: v + 1.0 for k, v in m.state_dict().items()}
+    state["b_y"] = np.ma.masked_array(state["b_y"], mask=[True, False])
+    _unchanged_after_failed_load(m, state, TypeError, "load_state_dict: b_y: got a numpy masked array, whose mask "
+                                                     "would be ignored")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_load_takes_the_numbers_of_tensors_that_refuse_asarray(engine):
     m = nn.RNNModel(2, 3, 2, engine=engine, seed=1)
     state = {k: v + 1.0 for k, v in m.state_dict().items()}

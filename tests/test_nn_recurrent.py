@@ -487,6 +487,24 @@ def test_cell_bad_shapes_name_layer_expected_and_given(engine):
     assert str(info.value) == head + "h_prev must have shape (4, 3) with m >= 1, got (3, 3)"
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cell_project_and_step_check_what_they_are_given(engine):
+    cell = nn.RNNCell(2, 3, engine=engine, seed=0)
+    head = re.escape(f"RNNCell(input_size=2, hidden_size=3, nonlinearity='tanh', engine='{engine}'): ")
+    with pytest.raises(TypeError, match=rf"^{head}project: x: "):
+        cell.project(None)
+    with pytest.raises(ValueError, match=rf"^{head}project: x must have shape \(\.\.\., 2\), got \(4, 3\)$"):
+        cell.project(np.ones((4, 3)))
+    xw = cell.project(np.ones((4, 2)))
+    with pytest.raises(ValueError, match=rf"^{head}step: xw_t must have shape \(m, 3\) with m >= 1, got \(4, 2\)$"):
+        cell.step(np.ones((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=rf"^{head}step: h_prev must have shape \(4, 3\) with m >= 1, got \(3, 3\)$"):
+        cell.step(xw, np.zeros((3, 3)))
+    with pytest.raises(TypeError, match=rf"^{head}step: h_prev: "):
+        cell.step(xw, "h")
+    np.testing.assert_array_equal(numbers(cell.step(xw, np.zeros((4, 3)))), numbers(cell(np.ones((4, 2)))))
+
+
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_rnn_bad_shapes_name_layer_expected_and_given(engine, batch_first):

@@ -89,6 +89,11 @@ def test_float32_is_kept_and_dtype_can_be_asked_for():
         Tensor([1.0, 2.0], dtype=np.int32)
 
 
+def test_a_dtype_numpy_does_not_know_is_named():
+    with pytest.raises(TypeError, match=r"^Tensor: dtype must be a floating numpy dtype .*got 'foo'$"):
+        Tensor([1.0], dtype="foo")
+
+
 @pytest.mark.parametrize("data, problem", [
     (np.array([1, "a"], dtype=object), "dtype object"),
     (np.array([1.0, 2.0], dtype=object), "dtype object"),
@@ -260,6 +265,28 @@ def test_reshape_mismatch():
 def test_bad_operands_are_rejected(other):
     with pytest.raises(TypeError, match="Tensor operand expects"):
         Tensor([1.0]) + other
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_integer_operand_past_the_floats_range_is_refused(dtype):
+    t = Tensor(np.ones(2, dtype))
+    for f in (lambda: t + 10**400, lambda: 10**400 * t, lambda: t - (-10**400)):
+        with pytest.raises(ValueError, match=rf"^Tensor operand: an integer of about 401 digits is too large for a "
+                                             rf"{np.dtype(dtype)}$"):
+            f()
+    np.testing.assert_array_equal((Tensor(np.ones(2)) + 10**300).data, [1e300, 1e300])  # within range: kept
+
+
+def test_masked_arrays_are_refused_as_data_and_as_operands():
+    # Their conversion keeps the numbers under the mask and drops the mask.
+    masked = np.ma.masked_array([1.0, 2.0], mask=[False, True])
+    notice = "got a numpy masked array, whose mask would be ignored"
+    t = Tensor([1.0, 1.0], requires_grad=True)
+    for f, who in [(lambda: Tensor(masked), "Tensor"), (lambda: t + masked, "Tensor operand"),
+                   (lambda: masked * t, "Tensor operand"), (lambda: t * (masked > 1), "Tensor operand")]:
+        with pytest.raises(TypeError, match=rf"^{who}: {notice}"):
+            f()
+    assert t.grad is None
 
 
 def test_mixing_value_and_tensor_is_rejected():

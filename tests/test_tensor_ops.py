@@ -317,6 +317,15 @@ def test_reductions_reject_an_axis_out_of_range():
         Tensor(np.ones((2, 3))).max(axis=(0, -3))
 
 
+@pytest.mark.parametrize("op", ["sum", "mean", "max"])
+def test_reductions_refuse_a_keepdims_that_is_not_a_bool(op):
+    # A string such as "no" would count as true.
+    t = Tensor(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=rf"^{op}: keepdims must be True or False, got str: 'no'$"):
+        getattr(t, op)(axis=0, keepdims="no")
+    assert getattr(t, op)(axis=0, keepdims=np.True_).shape == (1, 3)
+
+
 @pytest.mark.parametrize("axis", [1.0, True, (0, 1.5), "0"])
 def test_an_axis_must_be_an_int(axis):
     # int(True) would quietly be axis 1, int(1.0) axis 1.

@@ -449,6 +449,30 @@ def test_a_model_without_an_output_per_input_step_is_refused(mode):
         nn.train_truncated(net, x, np.ones((4, 2, 1)), sequence_mse, SGD(net.parameters(), lr=LR), k=2)
 
 
+@pytest.mark.parametrize("bad", [None, "cell", "function"])
+def test_a_model_that_is_not_a_sequence_module_is_refused(bad):
+    x, target = data()
+    net = model()
+    what = {None: None, "cell": net.rnn.cells[0], "function": lambda x, h: (x, h)}[bad]
+    given = {None: "NoneType", "cell": r"RNNCell\(input_size=2, .*\), which takes one step",
+             "function": "function"}[bad]
+    with pytest.raises(TypeError, match=r"^train_truncated: model must be a sequence module called as model\(x, h0\) "
+                                        r"-> \(y, h_n\) \(nn.RNN, or nn.RNNModel with mode='many_to_many'\), "
+                                        rf"got {given}$"):
+        nn.train_truncated(what, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+
+
+def test_a_masked_input_or_target_is_refused_before_anything_changes():
+    x, target = data()
+    net = model()
+    before = net.state_dict()
+    opt = SGD(net.parameters(), lr=LR)
+    for bad_x, bad_target, who in [(np.ma.masked_array(x), target, "x"), (x, np.ma.masked_array(target), "the target")]:
+        with pytest.raises(TypeError, match=rf"^train_truncated: {who}: got a numpy masked array"):
+            nn.train_truncated(net, bad_x, bad_target, sequence_mse, opt, k=2)
+    assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
+
+
 @pytest.mark.parametrize("bad", ["another model's optimizer", "clip_norm", "on_chunk", "loss_fn"])
 def test_bad_arguments_are_refused_before_any_gradient_changes(bad):
     x, target = data()

@@ -37,7 +37,6 @@ def _load_reference() -> dict:
 
 
 CASES = _load_reference()
-SMALLEST = min(CASES, key=lambda name: CASES[name]["input"].size + sum(v.size for v in CASES[name]["state"].values()))
 
 
 def leaf(array, engine):
@@ -114,13 +113,10 @@ def test_reference_covers_the_options():
                 np.testing.assert_allclose(case["grad"][key], case["grad"][key.replace("_ih", "_hh")], **TOL)
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_torch(name):
-    check_against_torch(CASES[name], "tensor")
-
-
-def test_matches_torch_on_value_engine():
-    check_against_torch(CASES[SMALLEST], "value")
+def test_matches_torch(name, engine):
+    check_against_torch(CASES[name], engine)
 
 
 # --- layouts ---------------------------------------------------------------------------------

@@ -283,9 +283,14 @@ def swap01(x):
 
 
 def detach(x):
-    """The same numbers with no graph behind them: gradients stop here (truncated BPTT)."""
+    """The same numbers with no graph behind them: gradients stop here (truncated BPTT).
+    A tuple of states (a model whose state has several parts, as an LSTM's (h, c)) gives the
+    tuple of their detached copies."""
     if isinstance(x, (Tensor, Value)):
         return x.detach()
     if isinstance(x, np.ndarray) and x.dtype == object:
         return np.frompyfunc(Value.detach, 1, 1)(x) if x.ndim else np.array(x.item().detach(), dtype=object)
-    raise TypeError(f"detach() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}")
+    if isinstance(x, tuple):
+        return tuple(detach(part) for part in x)
+    raise TypeError("detach() expects a Tensor, a Value, an object array of Values or a tuple of them, "
+                    f"got {type(x).__name__}")

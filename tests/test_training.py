@@ -418,11 +418,52 @@ def test_detach_object_array_stops_the_gradient(shape):
     np.testing.assert_array_equal(backends.grad(h), 0.0)
 
 
+class TwoPartState(nn.Module):
+    """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
+    input, and the output is the sum of their readouts."""
+
+    def __init__(self, engine, seed=0):
+        self.a = nn.RNNModel(2, 3, 2, mode="many_to_many", engine=engine, seed=seed)
+        self.b = nn.RNNModel(2, 4, 2, mode="many_to_many", engine=engine, seed=seed + 1)
+        self.batch_first = False
+
+    def forward(self, x, state=None):
+        h_a, h_b = (None, None) if state is None else state
+        (y_a, h_a), (y_b, h_b) = self.a(x, h_a), self.b(x, h_b)
+        return y_a + y_b, (h_a, h_b)
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_state_of_several_parts_is_carried_detached_across_chunks(engine):
+    x, target = data(T=5)
+    net = TwoPartState(engine)
+    spy = Spy(net)
+    nn.train_truncated(spy, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+    assert len(spy.seen) == 3 and spy.seen[0][1] is None
+    for (_, _, _, h_end), (_, h_next, _, _) in zip(spy.seen, spy.seen[1:]):
+        assert isinstance(h_next, tuple) and len(h_next) == 2
+        for end, carried in zip(h_end, h_next):  # the same numbers, with no graph behind them
+            np.testing.assert_array_equal(backends.data(carried), backends.data(end))
+            assert all(v.is_leaf for v in np.ravel(carried)) if engine == "value" else carried.is_leaf
+    # the same training written out by hand, one chunk at a time
+    ref = TwoPartState(engine)
+    opt, state = SGD(ref.parameters(), lr=LR), None
+    for start in range(0, 5, 2):
+        y, state = ref(x[start:start + 2], state)
+        opt.zero_grad()
+        sequence_mse(y, target[start:start + 2]).backward()
+        opt.step()
+        state = tuple(nn.detach(part) for part in state)
+    assert_dicts_close(net.state_dict(), ref.state_dict(), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("bad", [np.ones(2), 1.5, [Value(1.0)]])
 def test_detach_rejects_other_things(bad):
-    with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value or an object array of Values, "
-                                        f"got {type(bad).__name__}"):
+    with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value, an object array of Values or a "
+                                        f"tuple of them, got {type(bad).__name__}"):
         nn.detach(bad)
+    with pytest.raises(TypeError, match="got list"):
+        nn.detach((Tensor([1.0]), [Value(1.0)]))
 
 
 def test_tensors_in_a_list_as_the_input_or_a_graph_node_as_the_target_are_refused():

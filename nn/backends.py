@@ -282,6 +282,27 @@ def swap01(x):
     return np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) else x.transpose(1, 0, *range(2, x.ndim))
 
 
+_DETACH = np.frompyfunc(Value.detach, 1, 1)
+
+
+def _detach_values(x: np.ndarray) -> np.ndarray:
+    return _DETACH(x) if x.ndim else np.array(x.item().detach(), dtype=object)
+
+
+def each_value(f, x: np.ndarray, name: str):
+    """``f(x)`` for ``f`` a numpy ufunc of Value methods (``np.frompyfunc``) and ``x`` an object
+    array, which must hold Values: a clear error naming the first entry that is not one,
+    where the method would fail on it with the error of a float or an array."""
+    try:
+        return f(x)
+    except (TypeError, AttributeError, ValueError):  # (a Value's own errors, log(-1), are raised as they were)
+        for index, v in np.ndenumerate(x):
+            if not isinstance(v, Value):
+                raise TypeError(f"{name}() expects an object array of Values, got {type(v).__name__} "
+                                f"{v!r} at entry {index}") from None
+        raise
+
+
 def detach(x):
     """The same numbers with no graph behind them: gradients stop here (truncated BPTT).
     A tuple of states (a model whose state has several parts, as an LSTM's (h, c)) gives the
@@ -289,7 +310,7 @@ def detach(x):
     if isinstance(x, (Tensor, Value)):
         return x.detach()
     if isinstance(x, np.ndarray) and x.dtype == object:
-        return np.frompyfunc(Value.detach, 1, 1)(x) if x.ndim else np.array(x.item().detach(), dtype=object)
+        return each_value(_detach_values, x, "detach")
     if isinstance(x, tuple):
         return tuple(detach(part) for part in x)
     raise TypeError("detach() expects a Tensor, a Value, an object array of Values or a tuple of them, "

@@ -7,9 +7,13 @@ derivative code: gradients come from the engine's primitives.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from autograd import Tensor, Value, tensor
+
+from .backends import each_value
 
 _addmm = tensor.ADDMM.apply  # autograd.addmm, one call fewer (an RNN step makes one)
 
@@ -20,8 +24,11 @@ __all__ = [
 
 
 def _elementwise(name: str):
-    on_tensor, on_value = getattr(Tensor, name), getattr(Value, name)
-    per_entry = np.frompyfunc(on_value, 1, 1)
+    on_tensor = getattr(Tensor, name)
+    per_entry = np.frompyfunc(operator.methodcaller(name), 1, 1)
+
+    def on_values(x):
+        return per_entry(x) if x.ndim else getattr(x.item(), name)()
 
     def f(x):
         if type(x) is Tensor:  # first, and without a lookup by name: an RNN step calls this
@@ -29,7 +36,7 @@ def _elementwise(name: str):
         if isinstance(x, (Tensor, Value)):
             return getattr(x, name)()
         if isinstance(x, np.ndarray) and x.dtype == object:
-            return per_entry(x) if x.ndim else getattr(x.item(), name)()
+            return each_value(on_values, x, name)
         raise TypeError(
             f"{name}() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}"
         )
@@ -55,7 +62,9 @@ def clip(x, low: float, high: float):
     """``x`` limited to ``[low, high]``; the gradient is zero where it was limited."""
     if isinstance(x, (Tensor, Value)):
         return x.clip(low, high)
-    return np.frompyfunc(lambda v: v.clip(low, high), 1, 1)(x)
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        return each_value(np.frompyfunc(lambda v: v.clip(low, high), 1, 1), x, "clip")
+    raise TypeError(f"clip() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}")
 
 
 def addmm(c, a, b):

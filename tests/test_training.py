@@ -418,6 +418,21 @@ def test_detach_object_array_stops_the_gradient(shape):
     np.testing.assert_array_equal(backends.grad(h), 0.0)
 
 
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "exp", "log", "clip", "detach"])
+def test_functions_on_object_arrays_name_the_first_entry_that_is_not_a_value(name):
+    f = {"clip": lambda x: nn.functional.clip(x, 0.0, 1.0), "detach": nn.detach}.get(
+        name, getattr(nn.functional, name, None))
+    values = np.array([Value(0.5), Value(2.0)], dtype=object)
+    np.testing.assert_array_equal(backends.data(f(values)), {
+        "tanh": np.tanh([0.5, 2.0]), "sigmoid": 1 / (1 + np.exp([-0.5, -2.0])), "relu": [0.5, 2.0],
+        "exp": np.exp([0.5, 2.0]), "log": np.log([0.5, 2.0]), "clip": [0.5, 1.0], "detach": [0.5, 2.0]}[name])
+    for bad, shown, at in [(np.array([Value(1.0), 2.5], dtype=object), "float 2.5", "(1,)"),
+                           (np.array(None, dtype=object), "NoneType None", "()")]:
+        with pytest.raises(TypeError, match=re.escape(f"{name}() expects an object array of Values, got {shown} "
+                                                      f"at entry {at}")):
+            f(bad)
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

@@ -14,7 +14,7 @@ import math
 import sys
 from numbers import Real
 
-from .graph import STATE, Node, Op, _ids, leaf, record, too_large
+from .graph import STATE, AnomalyError, Node, Op, _ids, format_scope, leaf, record, too_large
 
 __all__ = ["Value"]
 
@@ -293,7 +293,13 @@ class Value(Node):
     def __truediv__(self, other):
         other = _operand(other, "Value / x")
         if type(other) is float:  # x / 0.0 is ±inf or nan, as for Values (Python's 0.0**-1 raises)
-            return self * _ieee(pow, other, -1.0)
+            inverse = _ieee(pow, other, -1.0)
+            if STATE.anomaly and not math.isfinite(inverse):  # (else the error would name '*' and a
+                raise AnomalyError(  # constant 1/y the user never wrote)
+                    f"op '/' divides {self._describe()} by {other}: 1/{other} is not finite\n"
+                    f"  scope: {format_scope(STATE.scope)}"
+                )
+            return self * inverse
         return NotImplemented if other is NotImplemented else self * other**-1
 
     def __rtruediv__(self, other):

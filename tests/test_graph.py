@@ -551,6 +551,17 @@ def test_anomaly_division_by_zero():
         1 / Value(0.0)
 
 
+@pytest.mark.parametrize("divisor", [0.0, -0.0, 0, 1e-320])
+def test_anomaly_names_the_division_by_a_number_whose_inverse_is_not_finite(divisor):
+    # x / y is x * (1/y): the error names '/', not '*' and a constant 1/y never written
+    x = Value(2.0, label="x")
+    with detect_anomaly(), scope("t=1"), pytest.raises(AnomalyError) as info:
+        x / divisor
+    y = repr(float(divisor))
+    assert str(info.value) == f"op '/' divides x 2 by {y}: 1/{y} is not finite\n  scope: t=1"
+    assert (x / divisor).data == math.copysign(math.inf, divisor)  # outside it: IEEE's answer
+
+
 def test_anomaly_in_backward_names_op_and_scope():
     # sqrt at 0: the value (0) is finite, its derivative is not.
     x = Value(0.0, label="x")

@@ -1101,7 +1101,9 @@ def _ndim(x) -> int:
 
 
 def _index(index):
-    """Normalise an index: Tensors become their data, lists become integer arrays."""
+    """Normalise an index: Tensors become their data, lists become integer arrays, and a numpy
+    array is copied: backward reads the index again, so writing to the caller's array later
+    would send the gradient to other entries."""
     if type(index) is int or type(index) is slice:
         return index
     items = index if isinstance(index, tuple) else (index,)
@@ -1111,8 +1113,11 @@ def _index(index):
             if not np.array_equal(k.data, np.round(k.data)):
                 raise IndexError("a Tensor used as an index must hold whole numbers")
             k = k.data.astype(np.intp)
-        if isinstance(k, list):
+        elif isinstance(k, list):
             k = np.asarray(k) if k else np.zeros(0, np.intp)
+        elif isinstance(k, np.ndarray):
+            refuse_masked(k, "a Tensor index")
+            k = k.copy()
         if isinstance(k, np.ndarray) and k.dtype.kind == "f":
             raise IndexError(f"Tensor indices must be integers, slices or booleans, got a {k.dtype} array")
         norm.append(k)

@@ -1457,3 +1457,18 @@ def test_a_numpy_operand_is_copied_so_writing_to_it_later_changes_no_gradient():
     buf[:] = 5.0
     y.backward()
     np.testing.assert_array_equal(W.grad, np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("kind", ["ints", "mask", "in a tuple"])
+def test_an_index_array_is_copied_so_writing_to_it_later_changes_no_gradient(kind):
+    # backward reads the index again: the caller's array, changed, sent the gradient elsewhere
+    c = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x = leaf(np.zeros((3, 2)))
+    index = {"ints": np.array([0, 1]), "mask": np.array([True, True, False]),
+             "in a tuple": np.array([0, 1])}[kind]
+    picked = x[(index, slice(None))] if kind == "in a tuple" else x[index]
+    y = (picked * c).sum()
+    index[:] = {"ints": 2, "mask": True, "in a tuple": 2}[kind]
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(picked.data, 0.0)

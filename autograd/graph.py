@@ -12,7 +12,8 @@ Everything that walks or tags the graph lives here, written once:
 
 A node kind subclasses :class:`Node` and provides its class-level hooks:
 ``_EMPTY_GRAD`` (the gradient of a node backward has not reached), ``_is_finite(data)``,
-``_seed(node, grad)`` (the gradient the output starts from), ``_add_grads(a, b)`` and
+``_seed(node, grad)`` (the gradient the output starts from), ``_add_grads(a, b)``,
+``_grad_norm(g)`` (a gradient's size, also of one kept provisionally, for drawings) and
 ``_settle_grads()`` (called at the end of every pass: gradients the kind kept in a
 provisional form during the pass become final) and ``_reached_leaves(leaves)`` (also at the
 end of a pass: the leaves it found, whether or not a gradient reached them).
@@ -315,6 +316,11 @@ class Node:
         return a + b
 
     @staticmethod
+    def _grad_norm(g) -> float:
+        """The size of the gradient ``g`` (the L2 norm), also of one kept provisionally."""
+        return abs(float(g))
+
+    @staticmethod
     def _settle_grads() -> None:
         """At the end of a pass: make final any gradient this kind kept provisionally."""
 
@@ -482,6 +488,13 @@ def note_changed(node: Node) -> None:
     _CHANGED[id(node)] = next(_ids)
 
 
+def changed_after(leaf: Node, made: int) -> bool:
+    """Whether ``leaf`` was changed in place (:func:`note_changed`) after the node with
+    creation number ``made`` was made."""
+    changed = _CHANGED.get(id(leaf))
+    return changed is not None and changed > made
+
+
 def refuse_changed(root: Node, leaves, what: str = "backward()") -> None:
     """A clear error if one of ``leaves`` was changed in place (:func:`note_changed`) after
     ``root`` was made: the ops of ``root``'s graph would read its new numbers."""
@@ -489,8 +502,7 @@ def refuse_changed(root: Node, leaves, what: str = "backward()") -> None:
         return
     made = root._id
     for leaf in leaves:
-        changed = _CHANGED.get(id(leaf))
-        if changed is not None and changed > made:
+        if changed_after(leaf, made):
             raise RuntimeError(
                 f"{what} from {root._describe()}: {leaf._describe()} was changed in place (an optimizer "
                 "step or load_state_dict) after this graph was built, so its gradients would be taken at the "

@@ -177,6 +177,14 @@ class Tensor(Node):
         return bool(np.isfinite(data).all())
 
     @staticmethod
+    def _grad_norm(g) -> float:
+        if type(g) is _Rows:  # distinct rows: the squares of their norms add up
+            return math.sqrt(sum(float(np.vdot(r, r)) for r in g.rows.values()))
+        if type(g) is _Products:
+            g = g.total()
+        return float(np.linalg.norm(np.ravel(g)))
+
+    @staticmethod
     def _settle_grads() -> None:
         for kind in (_Rows, _Products):  # rows first: the products may read the rows' new places
             for node in _PENDING:

@@ -12,7 +12,12 @@ used twice, as in ``x * x``). A node shows
   (``rnn.cells.0.W_hh``), an op that has a label as ``label = op``;
 * its data: a Value's number (4 significant digits); a Tensor's shape and its entries if it
   has at most 4, else their mean and range;
-* its gradient, in the same style, once backward has reached it (nothing before).
+* its gradient, in the same style, once backward has reached it (nothing before);
+* for a leaf changed in place after the ops that read it were computed (an optimizer step
+  after the forward pass): "changed in place after this graph was built", since its data
+  is then newer than theirs.
+
+Control characters in labels and scope tags are shown as their escapes (``\\x1b``).
 
 Styles:
 
@@ -49,8 +54,11 @@ Options (all keyword-only):
   gradient passing along it: exactly what that node's backward adds into that parent's
   gradient (absolute value for a Value, L2 norm for a Tensor), on a log scale spanning four
   decades below the largest arrow. Hovering over an arrow (SVG) shows the number, and
-  ``edge_labels=True`` writes it beside the arrow. Dotted arrows pass no gradient. Needs a
-  backward pass first; drawing leaves every gradient as it was;
+  ``edge_labels=True`` writes it beside the arrow. Dotted arrows pass no gradient: they come
+  from a node backward did not reach, or go to a Tensor that takes none (a constant); an
+  arrow that passes a zero (from a relu that is off) is drawn, at the thinnest. Needs a
+  backward pass first, and is refused, as backward is, once a weight the graph reads was
+  changed in place (an optimizer step); drawing leaves every gradient as it was;
 * ``collapse`` (False): every time-step box (scope tag ``t=<number>``) becomes one node that
   lists the ops inside and counts its edges in and out; layer boxes and shared leaves stay,
   and the edges between two drawn nodes merge into one, labelled ``×k`` for k uses (their
@@ -79,7 +87,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import Node, refuse_changed, topological_order
+from .graph import Node, changed_after, refuse_changed, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -121,6 +129,11 @@ class GraphDrawing(graphviz.Digraph):
     node_count = 0
     edge_count = 0
     collapsed = False
+
+    def copy(self) -> GraphDrawing:
+        drawing = super().copy()
+        drawing.node_count, drawing.edge_count, drawing.collapsed = self.node_count, self.edge_count, self.collapsed
+        return drawing
 
     def pipe(self, *args, **kwargs):
         with _needs_dot():
@@ -173,7 +186,7 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
     boxes = _Boxes(graph)
     _fit(graph, boxes, collapse, max_nodes, on_overflow, max_steps)
     flows = _edge_flows(graph) if gradient_view else None
-    text = _Text(show_label, show_data, show_grad)
+    text = _Text(show_label, show_data, show_grad, _changed_leaves(graph))
     body, edge_count = _dot_body(graph, boxes, text, flows, group, edge_labels, steps_per_row, rankdir)
     drawing = GraphDrawing(
         name="unrolled", format="svg", body=body,
@@ -479,12 +492,21 @@ def _step_label(tag: str, nodes: list, edges_in: int, edges_out: int) -> str:
     return "\n".join(lines)
 
 
+def _changed_leaves(graph: _Graph) -> set:
+    """The leaves changed in place (an optimizer step, ``load_state_dict``) after some op of
+    the graph that reads them was made: that op's data was computed from their old numbers."""
+    order, is_op = graph.order, graph.is_op
+    return {order[j] for j, i, _ in graph.edges if not is_op[j] and changed_after(order[j], order[i]._id)}
+
+
 # --- what a node says ---------------------------------------------------------------------
 class _Text:
-    """A node's text: its name (label and/or op), its data, and its gradient once reached."""
+    """A node's text: its name (label and/or op), its data, and its gradient once reached;
+    a leaf in ``changed`` says that its numbers are newer than the ops that read them."""
 
-    def __init__(self, show_label: bool, show_data: bool, show_grad: bool):
+    def __init__(self, show_label: bool, show_data: bool, show_grad: bool, changed=frozenset()):
         self.show_label, self.show_data, self.show_grad = show_label, show_data, show_grad
+        self.changed = changed
 
     def __call__(self, node, parameter: bool) -> str:
         op = str(node._op)
@@ -495,6 +517,8 @@ class _Text:
             data = node.data
             shape = f"{'×'.join(map(str, data.shape))} " if isinstance(data, np.ndarray) and data.ndim else ""
             lines += _numbers(data, "data " + shape)
+        if node in self.changed:
+            lines.append("changed in place after this graph was built")
         if self.show_grad and node.grad is not type(node)._EMPTY_GRAD:
             lines += _numbers(node.grad, "grad ")
         return "\n".join(lines) or ("parameter" if parameter else "constant")
@@ -513,15 +537,27 @@ def _numbers(x, head: str) -> list:
 
 
 def _quote(text: str) -> str:
-    """``text`` as a DOT string shown literally, its lines joined by DOT's line break."""
+    """``text`` as a DOT string shown literally, its lines joined by DOT's line break.
+    Control characters (and lone surrogates) are written as their escapes (``\\x1b``): dot
+    refuses some, and the SVG it writes with others is not well-formed XML."""
+    text = _UNPRINTABLE.sub(_escape, text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def _escape(match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 # --- gradient view: how much gradient passes along each edge ---------------------------------
 def _edge_flows(graph: _Graph) -> dict:
     """``{(parent, child): size}`` for every edge: the size of what the child's backward adds
     into the parent's gradient (|g| for a Value, the L2 norm for a Tensor; summed over both
-    uses when the parent is used twice), or None when it adds nothing (the child was not
+    uses when the parent is used twice; 0 when it adds nothing, as a relu that is off adds
+    nothing on the value engine), or None when no gradient passes (the child was not
     reached, or the parent takes no gradient)."""
     flows = {}
     for i, child in enumerate(graph.order):
@@ -545,13 +581,34 @@ def _contributions(node, parents: list) -> list:
     try:
         for p in parents:
             p.grad = type(p)._EMPTY_GRAD
-        backward(node)
-        node._settle_grads()
-        return [None if p.grad is type(p)._EMPTY_GRAD else _size(p.grad) for p in parents]
+        try:
+            backward(node)
+            # NOTE: read before the kind settles what it keeps provisionally: a Tensor's
+            # gradient kept as rows would become an array the size of the whole sequence
+            # at every step, which made the view quadratic in the number of steps.
+            return [_arrived(p) for p in parents]
+        except (TypeError, ValueError, AttributeError) as e:  # a gradient set by hand to the wrong thing
+            raise (ValueError if isinstance(e, ValueError) else TypeError)(
+                f"draw_graph(gradient_view=True): cannot pass back the gradient of {node._describe()}: "
+                f"it holds {node.grad!r:.80} ({e}). "
+                "Reset gradients with zero_grad(), or set node.grad = 0.0 (None for a Tensor), and run "
+                "backward() again"
+            ) from None
     finally:
         for p, state in zip(parents, saved):
             for name, value in state:
                 setattr(p, name, value)
+        node._settle_grads()  # nothing left to settle: it clears the kind's records of the pass
+
+
+def _arrived(p):
+    """The size of what arrived in ``p.grad``; 0.0 if nothing did but ``p`` takes gradients
+    (a Value behind a relu that is off passes nothing on rather than add a zero), None if it
+    takes none (a Tensor constant)."""
+    if p.grad is type(p)._EMPTY_GRAD:
+        return 0.0 if getattr(p, "requires_grad", True) else None
+    return type(p)._grad_norm(p.grad)
+
 
 
 @cache
@@ -569,10 +626,6 @@ _UNSET = object()
 def _state(node) -> list:
     return [(name, value) for name in _slot_names(type(node))
             if (value := getattr(node, name, _UNSET)) is not _UNSET]
-
-
-def _size(g) -> float:
-    return abs(float(g)) if not isinstance(g, np.ndarray) else float(np.linalg.norm(g.ravel()))
 
 
 _DECADES = 4.0  # edges 10,000 times smaller than the largest get the thinnest, palest line

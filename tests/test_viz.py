@@ -521,6 +521,26 @@ def test_save_graph_each_format(tmp_path):
         save_graph(out, tmp_path / "g.jpg")
 
 
+def test_control_characters_in_labels_and_scopes_are_shown_as_their_escapes():
+    # dot refused a NUL ("syntax error"), and wrote SVG that is not well-formed XML for others
+    with scope("t\x1b=1"):
+        y = Value(1.0, "a\x00b\x1b[31m\ud800 \"q\" \\ <i>") * 2
+    drawing = draw_graph(y)
+    dot = parse(drawing)
+    assert dot.nodes["n0"]["label"].split("\n")[0] == "a\\x00b\\x1b[31m\\ud800 \"q\" \\ <i>"
+    assert dot.boxes == [("t\\x1b=1",)]
+    texts = {el.text for el in ET.fromstring(drawing.pipe(format="svg")).iter() if el.text}
+    assert "a\\x00b\\x1b[31m\\ud800 \"q\" \\ <i>" in texts and "t\\x1b=1" in texts
+
+
+def test_a_copy_of_a_drawing_keeps_its_counts():
+    drawing = draw_graph(rnn_output("tensor", T=3)[1], collapse=True)
+    copy = drawing.copy()
+    assert type(copy) is type(drawing) and copy.source == drawing.source
+    assert (copy.node_count, copy.edge_count, copy.collapsed) == (drawing.node_count, drawing.edge_count, True)
+    assert drawing.node_count > 0 and drawing.edge_count > 0
+
+
 def svg_boxes(drawing):
     """{title: (left, top)} of every node and box of the rendered SVG (y grows downwards)."""
     ns = {"svg": "http://www.w3.org/2000/svg"}
@@ -636,7 +656,75 @@ def test_gradient_view_after_an_optimizer_step_is_refused_as_backward_is():
     nn.optim.SGD(lin.parameters(), lr=1.0).step()
     with pytest.raises(RuntimeError, match=r"draw_graph\(gradient_view=True\) from .*: W .* was changed in place"):
         draw_graph(loss, gradient_view=True)
-    assert "W" in draw_graph(loss).source  # the graph itself can still be drawn, with its data
+    # the graph itself can still be drawn, its data as it is now: the changed weight says so
+    dot = parse(draw_graph(loss))
+    (w,) = dot.named("W")
+    assert dot.nodes[w]["label"].split("\n")[1:] == [
+        f"data 1×1 [{lin.W.data[0, 0]:.4g}]", "changed in place after this graph was built",
+        f"grad [{lin.W.grad[0, 0]:.4g}]"]
+    assert not any("changed" in a["label"] for k, a in dot.nodes.items() if k != w)
+    assert "changed" not in draw_graph((lin(x) * 1.0).sum()).source  # a forward pass after the step
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_an_edge_that_passes_a_zero_is_drawn_as_such_on_both_engines(engine):
+    # The value engine's relu adds nothing where it is off (rather than a zero): the arrow
+    # into x was still followed, and carried 0, as on the tensor engine.
+    x = Value(-1.0, "x") if engine == "value" else Tensor(-1.0, requires_grad=True, label="x")
+    y = x.relu() * 2
+    y.backward()
+    dot = parse(draw_graph(y, gradient_view=True))
+    (into_x,) = [a for t, h, a in dot.edges if t == dot.named("x")[0]]
+    assert flow(into_x) == 0.0 and into_x.get("style") != "dotted"
+    constant = Tensor(np.ones(2)) * Tensor(np.ones(2), requires_grad=True, label="w")  # takes no gradient
+    constant.sum().backward()
+    dot = parse(draw_graph(constant, gradient_view=True))
+    [(_, _, from_constant)], [(_, _, from_w)] = dot.out_edges("n0"), dot.out_edges("n1")  # made first: n0
+    assert from_constant["style"] == "dotted" and from_constant["tooltip"] == "no gradient passes here"
+    assert flow(from_w) == pytest.approx(math.sqrt(2), rel=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_gradient_view_of_a_gradient_set_by_hand_to_the_wrong_thing_names_the_node(engine):
+    if engine == "value":
+        a = Value(1.0)
+        m = a.tanh()
+        y = m * 2
+        y.backward()
+        bad = [None, "x"]
+    else:
+        W = Tensor([1.0, 2.0], requires_grad=True)
+        m = (W * 3).tanh()
+        y = m.sum()
+        y.backward()
+        bad = [0.0, np.ones(5)]
+    for g in bad:
+        m.grad = g
+        with pytest.raises((TypeError, ValueError), match=r"^draw_graph\(gradient_view=True\): cannot pass back "
+                                                          rf"the gradient of tanh .*: it holds {re.escape(repr(g))} "):
+            draw_graph(y, gradient_view=True)
+
+
+def test_gradient_view_of_a_sequence_read_step_by_step_sizes_each_steps_rows_without_settling_them(monkeypatch):
+    # The input projections' gradient arrives one step's rows at a time (kept as rows);
+    # settling it at every step made a (T, m, hidden) array per step: quadratic in T.
+    from autograd import tensor
+
+    out, _ = nn.RNN(3, 4, seed=0)(np.random.default_rng(0).standard_normal((6, 2, 3)))
+    loss = out.sum()
+    loss.backward()
+    xw = next(node for node in topological_order(loss) if node.op == "reshape" and node.data.shape == (6, 2, 4))
+    settled = []
+    real_settle = tensor._Rows.settle
+    monkeypatch.setattr(tensor._Rows, "settle", lambda rows, node, final=False: (
+        settled.append(node), real_settle(rows, node, final))[1])
+    dot = parse(draw_graph(loss, gradient_view=True, max_steps=None))
+    assert settled == []
+    order = graph_nodes(loss)
+    rows = sorted((int(h[1:]), flow(a)) for t, h, a in dot.edges if order[int(t[1:])] is xw)
+    assert len(rows) == 6  # one x[t] per step, each passed the norm of its step's rows of the gradient
+    for (_, size), g_t in zip(rows, xw.grad):
+        assert size == pytest.approx(np.linalg.norm(g_t), rel=1e-5)
 
 
 def test_a_value_node_behind_an_off_relu_shows_its_zero_gradient():

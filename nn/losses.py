@@ -40,14 +40,14 @@ def _target(pred, target, name: str) -> np.ndarray:
     return target
 
 
-def _check_pred(pred, name: str):
+def _check_pred(pred, name: str, allow_empty: bool = False):
     if not isinstance(pred, (Tensor, Value, np.ndarray)):
         raise TypeError(f"{name}: the prediction must be a Tensor, a Value or an object array of Values, "
                         f"got {type(pred).__name__}")
     if isinstance(pred, np.ndarray) and pred.dtype != object:
         raise TypeError(f"{name}: the prediction is a plain numpy array (numbers, not graph nodes); "
                         "pass the model's output")
-    if np.size(pred) == 0:
+    if np.size(pred) == 0 and not allow_empty:
         raise ValueError(f"{name}: the prediction is empty (shape {np.shape(pred)})")
 
 
@@ -183,9 +183,13 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
     any loss of this module (or one with the same signature). With ``batch_first``, outputs
     and targets are (m, T, ...), as a ``batch_first`` model returns them.
     """
+    if not callable(loss_fn):
+        raise TypeError(f"sequence_loss: loss_fn must be a loss function such as nn.mse_loss, "
+                        f"got {type(loss_fn).__name__}: {loss_fn!r:.60}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
     batch_first = flag("sequence_loss: batch_first", batch_first)
+    _check_pred(outputs, "sequence_loss: the outputs", allow_empty=True)  # (an empty one is named below)
     targets = plain_array(targets, "sequence_loss: the targets")
     # the shapes as given, for the messages (batch_first ones are swapped below)
     given, layout = (np.shape(outputs), targets.shape), "(m, T, ...)" if batch_first else "(T, m, ...)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -53,9 +54,9 @@ class Module:
     def __setattr__(self, name, value):
         object.__setattr__(self, name, value)
         # a submodule or parameter attached after construction (alone, or in a list, tuple or
-        # dict) gets its full names too
-        if self.__dict__.get("_built") and any(isinstance(v, Module) or backends.is_parameter(v)
-                                               for _, v in _flatten(name, value, [])):
+        # dict) gets its full names too; a class with no constructor of its own is built at once
+        if (self.__dict__.get("_built") or type(self).__init__ is object.__init__) and any(
+                isinstance(v, Module) or backends.is_parameter(v) for _, v in _flatten(name, value, [])):
             self._relabel()
 
     def forward(self, *args, **kwargs):
@@ -152,6 +153,9 @@ class Module:
         Shapes must match. With ``strict`` (the default), the names must match exactly;
         all checks happen before anything is written, so a failed load changes nothing.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of name -> array "
+                            f"(as state_dict() gives), got {type(state).__name__}")
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))

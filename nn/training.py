@@ -7,9 +7,11 @@ import math
 import numpy as np
 
 from autograd import Tensor, Value
+from autograd.graph import flag
 from autograd.tensor import refuse_masked
 
 from . import backends
+from .module import Module
 from .optim import _number, clip_grad_norm_, clip_grad_value_
 from .recurrent import RNNCell
 
@@ -17,7 +19,7 @@ __all__ = ["train_truncated"]
 
 
 def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_norm: float | None = None,
-                    clip_value: float | None = None, on_chunk=None) -> list[float]:
+                    clip_value: float | None = None, on_chunk=None, batch_first: bool | None = None) -> list[float]:
     """Train on one long sequence with truncated BPTT: chunks of ``k`` steps.
 
     For each chunk of ``k`` consecutive time steps (the last may be shorter):
@@ -30,9 +32,12 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     So each gradient sums the contributions of the chunk's own steps only, reaching back
     at most ``k`` steps; with ``k >= T`` it is exactly full BPTT. ``model`` is any module
     called as ``model(x, h0) -> (y, h_n)`` (``nn.RNN``, ``nn.RNNModel`` in "many_to_many"
-    mode); ``x`` and ``target`` are split along the time axis (axis 1 if the model is
-    ``batch_first``, else axis 0), and ``loss_fn`` receives them in the model's layout (pass
-    ``batch_first=True`` to :func:`nn.sequence_loss` for a batch-first model).
+    mode, or a module holding one); ``x`` and ``target`` are split along the time axis (axis
+    1 if the model is ``batch_first``, else axis 0), and ``loss_fn`` receives them in the
+    model's layout (pass ``batch_first=True`` to :func:`nn.sequence_loss` for a batch-first
+    model). The model's ``mode`` and ``batch_first`` are its own attributes or, for a module
+    wrapping recurrent layers, the ones those layers agree on; ``batch_first=`` says it for a
+    model whose layers disagree or that has none.
     ``on_chunk(i, loss, model)``, with i counting chunks from 0, if given, is called after
     each backward, before clipping and the step.
 
@@ -64,15 +69,20 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     for name, limit in (("clip_norm", clip_norm), ("clip_value", clip_value)):
         if limit is not None and not _number("train_truncated", name, limit, finite=False) > 0:
             raise ValueError(f"train_truncated: {name} must be a positive number or None, got {limit!r}")
-    mode = getattr(model, "mode", "many_to_many")
+    mode = _setting(model, "mode", "many_to_many")
     if mode != "many_to_many":
         raise ValueError(f"train_truncated: the model must give an output at every input step (nn.RNN, or "
                          f"nn.RNNModel with mode='many_to_many') to be split into chunks of steps; got mode={mode!r}")
-    axis = 1 if getattr(model, "batch_first", False) else 0
+    if batch_first is None:
+        batch_first = _setting(model, "batch_first", False, "pass batch_first=True or False")
+    axis = 1 if flag("train_truncated: batch_first", batch_first) else 0
     if isinstance(x, (list, tuple)):
         x = backends.plain_array(x, "train_truncated: x")
     refuse_masked(x, "train_truncated: x")
-    T = np.shape(x)[axis] if np.ndim(x) > axis else 0
+    if np.ndim(x) <= axis:
+        layout = "(m, T, ...) for a batch-first model" if axis else "(T, m, ...) for a model"
+        raise ValueError(f"train_truncated: x must have a time axis, axis {axis} ({layout}), got shape {np.shape(x)}")
+    T = np.shape(x)[axis]
     if T == 0:
         raise ValueError(f"train_truncated: the sequence is empty (shape {np.shape(x)})")
     target = backends.plain_array(target, "train_truncated: the target")
@@ -84,9 +94,15 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     for i, start in enumerate(range(0, T, k)):
         steps = slice(start, min(start + k, T))
         index = (slice(None),) * axis + (steps,)
-        y, h = model(x[index], h)
-        loss = loss_fn(y, target[index])
         chunk = f"chunk {i + 1} of {-(-T // k)} (time steps {steps.start + 1}..{steps.stop})"
+        try:
+            y, h = model(x[index], h)
+        except (ValueError, TypeError) as e:
+            if type(e) not in (ValueError, TypeError):
+                raise  # a subclass may not take a message alone
+            raise type(e)(f"train_truncated: {chunk}, the model refused x's steps (shape "
+                          f"{np.shape(x[index])} of x's {np.shape(x)}): {e}") from None
+        loss = loss_fn(y, target[index])
         if not isinstance(loss, (Tensor, Value)) or np.size(loss.data) != 1:
             raise TypeError(f"train_truncated: loss_fn must return the loss to differentiate, a Tensor of "
                             f"one element or a Value; for {chunk} it returned {_describe(loss)}")
@@ -117,6 +133,23 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         losses.append(value)
         h = backends.detach(h)
     return losses
+
+
+def _setting(model, name: str, default, remedy: str = ""):
+    """The model's ``name`` (``mode``, ``batch_first``): its own attribute; else, for a module
+    wrapping recurrent layers, the value they all have (the outermost ones that have it: an
+    RNNModel's own RNN is time-first whatever the model's layout); else ``default``."""
+    found, pending = set(), [model]
+    while pending:
+        m = pending.pop()
+        if hasattr(m, name):
+            found.add(getattr(m, name))
+        elif isinstance(m, Module):
+            pending.extend(child for _, child in m._children() if isinstance(child, Module))
+    if len(found) > 1:
+        raise ValueError(f"train_truncated: the model has no {name} of its own, and its layers disagree "
+                         f"({', '.join(map(repr, sorted(found, key=repr)))}){'; ' + remedy if remedy else ''}")
+    return found.pop() if found else default
 
 
 def _describe(x) -> str:

@@ -454,6 +454,15 @@ def test_masked_targets_are_refused(engine):
         nn.sequence_loss(nn.mse_loss, leaf(np.zeros((2, 1, 2)), engine), masked[:, None])
 
 
+def test_sequence_loss_of_a_list_or_with_a_loss_that_is_not_a_function_says_so():
+    with pytest.raises(TypeError, match=r"^sequence_loss: the outputs: the prediction must be a Tensor, a Value or an "
+                                        r"object array of Values, got list$"):
+        nn.sequence_loss(nn.mse_loss, [[[1.0, 2.0]]], [[[1.0, 2.0]]])
+    with pytest.raises(TypeError, match=r"^sequence_loss: loss_fn must be a loss function such as nn.mse_loss, "
+                                        r"got str: 'mse'$"):
+        nn.sequence_loss("mse", Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET)
+
+
 def test_sequence_loss_batch_first_must_be_a_bool():
     # The string "no" would count as true and swap the axes.
     with pytest.raises(TypeError, match=r"^sequence_loss: batch_first must be True or False, got str: 'no'$"):

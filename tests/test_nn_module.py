@@ -58,6 +58,28 @@ def test_user_module_parameters_get_their_full_names_as_labels():
     assert [p.label for p in m.parameters()] == STACK_NAMES + ["scale"]
 
 
+def test_a_module_with_no_constructor_of_its_own_labels_what_is_assigned_to_it():
+    class Net(nn.Module):  # its attributes are all assigned from outside
+        def forward(self, x):
+            return self.rnn(x)
+
+    net = Net()
+    net.rnn = nn.RNN(2, 3, seed=0)
+    net.W = Tensor(np.ones((2, 2)), requires_grad=True)
+    assert [p.label for p in net.parameters()] == ["rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W"]
+    assert [name for name, _ in net.named_parameters()] == [p.label for p in net.parameters()]
+
+
+@pytest.mark.parametrize("state", [None, [("W", np.ones((2, 3)))], "W"])
+def test_load_state_dict_of_something_that_is_not_a_dict_says_what_it_expects(state):
+    m = nn.Linear(2, 3, seed=0)
+    with pytest.raises(TypeError, match=rf"^Linear.load_state_dict: expected a dict of name -> array \(as "
+                                        rf"state_dict\(\) gives\), got {type(state).__name__}$"):
+        m.load_state_dict(state)
+    with pytest.raises(TypeError, match=r"got list$"):
+        m.load_state_dict(m.parameters())
+
+
 def test_value_engine_labels_every_entry_with_name_and_index():
     m = Stack(engine="value")
     assert [n for n, _ in m.named_parameters()] == STACK_NAMES

@@ -433,6 +433,59 @@ def test_functions_on_object_arrays_name_the_first_entry_that_is_not_a_value(nam
             f(bad)
 
 
+class Wrapped(nn.Module):
+    """A module holding the model it runs: it has no mode or batch_first of its own."""
+
+    def __init__(self, *models):
+        self.models = list(models)
+
+    def forward(self, x, h0=None):
+        return self.models[0](x, h0)
+
+
+def test_a_wrapped_batch_first_model_is_split_along_its_time_axis():
+    # The wrapper has no batch_first: read off the model inside, not taken as time-first,
+    # which split the batch into chunks and carried one sample's state into another's.
+    x, target = data(T=5, m=4)
+    x, target = np.swapaxes(x, 0, 1), np.swapaxes(target, 0, 1)  # (m, T, n)
+    inner = model(batch_first=True)
+    wrapped = Wrapped(inner)
+    ref = model(batch_first=True)
+    loss_fn = lambda y, t: nn.sequence_loss(nn.mse_loss, y, t, batch_first=True)[0]  # noqa: E731
+    losses = nn.train_truncated(wrapped, x, target, loss_fn, SGD(wrapped.parameters(), lr=LR), k=2)
+    expected = nn.train_truncated(ref, x, target, loss_fn, SGD(ref.parameters(), lr=LR), k=2)
+    assert losses == expected and len(losses) == 3
+    assert_dicts_close(inner.state_dict(), ref.state_dict(), rtol=0, atol=0)
+
+
+def test_a_wrapped_model_without_an_output_per_step_or_with_layers_that_disagree_is_refused():
+    x, target = data(T=4, m=3)
+    many_to_one = Wrapped(nn.RNNModel(2, 3, 2, mode="many_to_one", seed=0))
+    with pytest.raises(ValueError, match=r"^train_truncated: the model must give an output at every input step .*"
+                                         r"got mode='many_to_one'$"):
+        nn.train_truncated(many_to_one, x, target, sequence_mse, SGD(many_to_one.parameters(), lr=LR), k=2)
+    mixed = Wrapped(model(), model(batch_first=True))
+    opt = SGD(mixed.parameters(), lr=LR)
+    with pytest.raises(ValueError, match=r"^train_truncated: the model has no batch_first of its own, and its layers "
+                                         r"disagree \(False, True\); pass batch_first=True or False$"):
+        nn.train_truncated(mixed, x, target, sequence_mse, opt, k=2)
+    assert len(nn.train_truncated(mixed, x, target, sequence_mse, opt, k=2, batch_first=False)) == 2
+    with pytest.raises(TypeError, match=r"^train_truncated: batch_first must be True or False, got str: 'no'$"):
+        nn.train_truncated(mixed, x, target, sequence_mse, opt, k=2, batch_first="no")
+
+
+def test_an_input_without_a_time_axis_or_that_the_model_refuses_is_named_as_given():
+    net = model(batch_first=True)
+    opt = SGD(net.parameters(), lr=LR)
+    with pytest.raises(ValueError, match=r"^train_truncated: x must have a time axis, axis 1 \(\(m, T, \.\.\.\) for a "
+                                         r"batch-first model\), got shape \(5,\)$"):
+        nn.train_truncated(net, np.zeros(5), np.zeros((4, 5, 2)), sequence_mse, opt, k=3)
+    with pytest.raises(ValueError, match=r"^train_truncated: chunk 1 of 4 \(time steps 1\.\.3\), the model refused "
+                                         r"x's steps \(shape \(4, 3\) of x's \(4, 10\)\): RNNModel\(.*\): the input "
+                                         r"must have shape \(m, T, 2\), got \(4, 3\)$"):
+        nn.train_truncated(net, np.zeros((4, 10)), np.zeros((4, 10, 2)), sequence_mse, opt, k=3)
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

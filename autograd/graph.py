@@ -22,6 +22,7 @@ end of a pass: the leaves it found, whether or not a gradient reached them).
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import sys
 from operator import attrgetter
@@ -184,11 +185,38 @@ class _Setting:
     def __call__(self, f):
         if not callable(f):
             raise TypeError(f"{self!r} decorates a function, got {type(f).__name__}")
+        if inspect.isgeneratorfunction(f):
+            return self._generator(f)
 
         @functools.wraps(f)
         def under_setting(*args, **kwargs):
             with self:
                 return f(*args, **kwargs)
+
+        return under_setting
+
+    def _generator(self, f):
+        """A generator function's body runs each time the generator resumes: each resume runs
+        under the setting, and the caller's code between them under the caller's."""
+
+        @functools.wraps(f)
+        def under_setting(*args, **kwargs):
+            gen = f(*args, **kwargs)
+            step, value = gen.send, None
+            while True:
+                try:
+                    with self:
+                        out = step(value)
+                except StopIteration as end:
+                    return end.value
+                try:
+                    value, step = (yield out), gen.send
+                except GeneratorExit:
+                    with self:
+                        gen.close()
+                    raise
+                except BaseException as e:  # thrown in by the caller: into the body, under the setting
+                    value, step = e, gen.throw
 
         return under_setting
 
@@ -389,11 +417,11 @@ class Node:
         backward(self, grad)
 
     def __getstate__(self):
-        state = object.__getstate__(self)  # (the __dict__ or None, the slots' values)
-        slots = state[1] if isinstance(state, tuple) else None
-        if slots and slots.get("grad", EMPTY_GRAD) is self._EMPTY_GRAD:
+        # (the __dict__ or None, the slots' values), as Python 3.11's object.__getstate__ gives
+        slots = slot_values(self)
+        if slots.get("grad", EMPTY_GRAD) is self._EMPTY_GRAD:
             slots["grad"] = EMPTY_GRAD
-        return state
+        return getattr(self, "__dict__", None) or None, slots
 
     def __setstate__(self, state) -> None:
         # A copy (``copy``, ``deepcopy``, ``pickle``) is a new node: it gets a creation number
@@ -406,6 +434,26 @@ class Node:
         for name, value in (slots or {}).items():
             setattr(self, name, self._EMPTY_GRAD if value is EMPTY_GRAD else value)
         self._id = next(_ids)
+
+
+@functools.cache
+def _slot_names(cls) -> tuple:
+    names = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.extend(name for name in ([slots] if isinstance(slots, str) else slots)
+                     if name not in ("__dict__", "__weakref__"))
+    return tuple(names)
+
+
+_UNSET = object()
+
+
+def slot_values(node: Node) -> dict:
+    """The values of the slots of ``node`` that are set, by name (an unset one, such as a
+    ``_label`` never given, is left out)."""
+    return {name: value for name in _slot_names(type(node))
+            if (value := getattr(node, name, _UNSET)) is not _UNSET}
 
 
 def record(out: Node, prev: tuple, op: Op, track: bool = True) -> Node:
@@ -516,6 +564,11 @@ def topological_order(*roots: Node) -> list:
     Iterative: it collects the reachable nodes with an explicit stack, then sorts them by
     creation order, which is topological because a node's parents exist before it.
     """
+    for root in roots:
+        if not isinstance(root, Node):
+            raise TypeError(f"topological_order() expects Values or Tensors (any number of them), got "
+                            f"{type(root).__name__}" + (": pass them unpacked, topological_order(*nodes)"
+                                                         if isinstance(root, (list, tuple)) else ""))
     seen = set(roots)
     stack = list(seen)
     while stack:

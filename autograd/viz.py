@@ -87,7 +87,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import Node, changed_after, refuse_changed, topological_order
+from .graph import Node, changed_after, refuse_changed, slot_values, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -577,7 +577,7 @@ def _contributions(node, parents: list) -> list:
     backward = getattr(node._op, "backward", None)
     if backward is None or node.grad is type(node)._EMPTY_GRAD:
         return [None] * len(parents)
-    saved = [_state(p) for p in parents]
+    saved = [slot_values(p) for p in parents]
     try:
         for p in parents:
             p.grad = type(p)._EMPTY_GRAD
@@ -596,7 +596,7 @@ def _contributions(node, parents: list) -> list:
             ) from None
     finally:
         for p, state in zip(parents, saved):
-            for name, value in state:
+            for name, value in state.items():
                 setattr(p, name, value)
         node._settle_grads()  # nothing left to settle: it clears the kind's records of the pass
 
@@ -609,23 +609,6 @@ def _arrived(p):
         return 0.0 if getattr(p, "requires_grad", True) else None
     return type(p)._grad_norm(p.grad)
 
-
-
-@cache
-def _slot_names(cls) -> tuple:
-    names = []
-    for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        names.extend([slots] if isinstance(slots, str) else slots)
-    return tuple(names)
-
-
-_UNSET = object()
-
-
-def _state(node) -> list:
-    return [(name, value) for name in _slot_names(type(node))
-            if (value := getattr(node, name, _UNSET)) is not _UNSET]
 
 
 _DECADES = 4.0  # edges 10,000 times smaller than the largest get the thinnest, palest line

@@ -76,6 +76,15 @@ def reachable(root):
     return found
 
 
+def test_topological_order_of_something_that_is_not_a_node_says_so():
+    with pytest.raises(TypeError, match=r"^topological_order\(\) expects Values or Tensors \(any number of them\), "
+                                        r"got int$"):
+        topological_order(3)
+    with pytest.raises(TypeError, match=r"got list: pass them unpacked, topological_order\(\*nodes\)$"):
+        topological_order([Value(1.0)])
+    assert topological_order() == []
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_topological_order_puts_every_node_after_its_parents(seed):
     nodes = random_graph(random.Random(seed))
@@ -480,6 +489,38 @@ def test_a_decorated_function_may_call_itself_and_keeps_its_name():
     assert depth.__name__ == "depth" and depth.__doc__ == "Doc."
     with pytest.raises(TypeError, match=r"no_grad\(\) decorates a function, got int"):
         no_grad()(3)
+
+
+def test_a_decorated_generator_runs_its_body_under_the_setting_and_the_caller_outside_it():
+    x = Value(2.0)
+    seen = []
+
+    @no_grad()
+    def steps(n):
+        for _ in range(n):
+            sent = yield (x * 3.0)._prev == ()
+            seen.append((sent, is_grad_enabled()))
+        return "done"
+
+    g = steps(2)
+    assert next(g) is True and is_grad_enabled() and (x * 3.0)._prev[0] is x  # the caller records
+    assert g.send("a") is True and is_grad_enabled()
+    with pytest.raises(StopIteration) as end:
+        g.send("b")
+    assert end.value.value == "done" and seen == [("a", False), ("b", False)]
+
+    @no_grad()
+    def catching():
+        try:
+            yield 1
+        except KeyError:
+            yield is_grad_enabled()
+
+    g = catching()
+    next(g)
+    assert g.throw(KeyError("k")) is False and is_grad_enabled()
+    g.close()
+    assert is_grad_enabled() and list(steps(3)) == [True, True, True]
 
 
 # --- scope ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ end of a pass: the leaves it found, whether or not a gradient reached them).
 from __future__ import annotations
 
 import functools
+import heapq
 import inspect
 import itertools
 import sys
@@ -623,7 +624,10 @@ class _Pass:
     A node found far behind the end of the queue (created long before the rest of the
     graph, say) waits in ``later``, and the next stretch of the sweep starts from it once
     the queue is done: the queue stays about as long as the graph, whatever the gaps
-    between creation numbers.
+    between creation numbers. The waiting nodes are kept in a heap, newest first, so that a
+    stretch takes only those that fit it and the others wait untouched: a graph whose nodes
+    lie far apart among many others needs many stretches, and going over every waiting
+    node at each of them was quadratic.
 
     A pass computes fresh gradients: a gradient already on a node when the pass first
     reaches it is held aside and added back at the end (:meth:`finish`), so that interior
@@ -634,7 +638,7 @@ class _Pass:
     # How far past the end of the queue a newly found node may be for the queue to grow to it.
     REACH = 1 << 16
 
-    __slots__ = ("root", "empty", "held", "leaves", "later", "queues", "top", "queue", "limit",
+    __slots__ = ("root", "empty", "held", "leaves", "later", "waiting", "queues", "top", "queue", "limit",
                  "filled", "counted_at", "requests")
 
     def __init__(self, root: Node):
@@ -642,7 +646,8 @@ class _Pass:
         self.empty = root._EMPTY_GRAD
         self.held = []
         self.leaves = {}
-        self.later = {}
+        self.later = {}  # the waiting nodes, for "is it waiting"; and, newest first, in the heap:
+        self.waiting = []  # (-creation number, node)
         self.queues = []
 
     def hold(self, node) -> None:
@@ -666,23 +671,30 @@ class _Pass:
                     return
             elif node in self.later:
                 return
-            self.place(node, k)
+            if not self.place(node, k):
+                self.wait(node)
         self.hold(node)
 
-    def place(self, node, k: int) -> None:
-        """Put ``node`` at index ``k`` of the queue, growing the queue if need be; or, if
-        that would take it past a waiting node, more than ``REACH`` past its end, or leave
-        it less than a quarter full, let ``node`` wait for the next stretch."""
+    def place(self, node, k: int) -> bool:
+        """Put ``node`` at index ``k`` of the queue, growing the queue if need be, and say
+        so; or, if that would take it past a waiting node, more than ``REACH`` past its end,
+        or leave it less than a quarter full, refuse (no node as old or older joins this
+        stretch then)."""
         queue = self.queue
         if k >= len(queue):
             size = max(k + 1, 2 * len(queue))
             if (k >= self.limit or k >= len(queue) + self.REACH
                     or (size > self.REACH and 4 * self.count_filled() < size)):
-                self.later[node] = None
                 self.limit = min(self.limit, k)
-                return
+                return False
             queue.extend([None] * (min(size, self.limit) - len(queue)))
         queue[k] = node
+        return True
+
+    def wait(self, node) -> None:
+        """Let ``node`` wait for a later stretch."""
+        self.later[node] = None
+        heapq.heappush(self.waiting, (-node._id, node))  # (creation numbers differ: nodes are never compared)
 
     def count_filled(self) -> int:
         """How many places of the queue hold a node. NOTE: counting is linear in the queue's
@@ -699,18 +711,23 @@ class _Pass:
             self.requests += 1
         return self.filled
 
-    def stretch(self, waiting: list) -> None:
-        """Start a new queue from the newest of the nodes ``waiting``; those too far
-        behind it go on waiting."""
-        waiting.sort(key=_by_id, reverse=True)
-        self.top = waiting[0]._id
-        self.queue = [waiting[0]]
+    def stretch(self) -> None:
+        """Start a new queue from the newest waiting node, and put in it the next newest
+        while they fit; the rest go on waiting."""
+        waiting, later = self.waiting, self.later
+        first = heapq.heappop(waiting)[1]
+        del later[first]
+        self.top = first._id
+        self.queue = [first]
         self.queues.append(self.queue)
-        self.later = {}
         self.limit = 1 << 62  # no node at or past this index joins this queue
         self.counted_at = -1
-        for node in waiting[1:]:
-            self.place(node, self.top - node._id)
+        while waiting:
+            node = waiting[0][1]
+            if not self.place(node, self.top - node._id):
+                break
+            heapq.heappop(waiting)
+            del later[node]
 
     def propagate(self, seed, checked: bool) -> None:
         """Seed the root with ``seed`` and run the sweep; ``checked``: look at the gradients
@@ -722,9 +739,9 @@ class _Pass:
             return
         empty, held, leaves, found = self.empty, self.held, self.leaves, self.found
         nothing = root._NOTHING_ARRIVED
-        waiting = [root]
-        while waiting:
-            self.stretch(waiting)
+        self.wait(root)
+        while self.waiting:
+            self.stretch()
             queue, top = self.queue, self.top
             size = len(queue)
             for node in queue:
@@ -793,7 +810,6 @@ class _Pass:
                         _check_backward(node)
                 else:  # a node no gradient reached passes nothing on
                     node.grad = nothing
-            waiting = list(self.later)
 
     def undo(self) -> None:
         """After a failure: every gradient back to what it was before the pass."""

@@ -94,11 +94,13 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     ``inputs`` are leaf ``Value``s or ``Tensor``s (they may be mixed). ``f`` must rebuild
     its graph from them on every call. For each input x and each of its entries x_i:
 
-        numeric_i = (F(x_i + eps) - F(x_i - eps)) / (2 eps)
+        numeric_i = (F(x_i + eps) - F(x_i - eps)) / ((x_i + eps) - (x_i - eps))
 
-    where F is the output if it is a scalar, and ``sum(output * v)`` for a fixed random
-    direction ``v`` (drawn from ``seed``) if it is a non-scalar Tensor, so that every
-    entry of the output is checked at once. The analytic side is one ``backward`` (seeded
+    (the divisor is the step actually taken, 2 eps unless x_i is so large that x_i ± eps
+    rounds; an eps too small to change x_i at all is refused), where F is the output if it
+    is a scalar, and ``sum(output * v)`` for a fixed random direction ``v`` (drawn from
+    ``seed``) if it is a non-scalar Tensor, so that every entry of the output is checked
+    at once. The analytic side is one ``backward`` (seeded
     with ``v``). An entry passes when ``|analytic - numeric| <= atol + rtol |numeric|``.
 
     Gradients already on the inputs, and on every other node of ``f``'s graph (parameters
@@ -182,22 +184,23 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
 def _central_difference(x: Node, index: tuple, eps: float, F) -> float:
     import numpy as np
 
-    if isinstance(x.data, np.ndarray):
-        original = x.data[index]
-        try:
-            x.data[index] = original + eps
-            up = F()
-            x.data[index] = original - eps
-            down = F()
-        finally:
+    def at(value):  # x_i set to value (as stored: rounded to x's dtype), and F there
+        if isinstance(x.data, np.ndarray):
+            x.data[index] = value
+            return float(x.data[index]), F()
+        x.data = value
+        return float(x.data), F()
+
+    original = x.data[index] if isinstance(x.data, np.ndarray) else x.data
+    try:
+        high, up = at(original + eps)
+        low, down = at(original - eps)
+    finally:
+        if isinstance(x.data, np.ndarray):
             x.data[index] = original
-    else:
-        original = x.data
-        try:
-            x.data = original + eps
-            up = F()
-            x.data = original - eps
-            down = F()
-        finally:
+        else:
             x.data = original
-    return (up - down) / (2 * eps)
+    if high == low:
+        raise ValueError(f"gradcheck: eps={eps:g} does not change {x._describe()} at entry {index} "
+                         f"({float(original):g} ± eps rounds to itself); pass a larger eps")
+    return (up - down) / (high - low)

@@ -200,3 +200,15 @@ def test_a_tensor_output_that_depends_on_no_input_reports_zero_gradients():
 def test_gradcheck_refuses_settings_that_would_check_nothing_or_everything(call, error, message):
     with pytest.raises(error, match=message):
         call(Value(1.5))
+
+
+@pytest.mark.parametrize("make", [Value, lambda v: Tensor(np.array([v]), requires_grad=True)])
+def test_large_inputs_divide_by_the_step_actually_taken(make):
+    # At 1e10 floats are 1.9e-6 apart: x ± 1e-6 moves x by ±1.9e-6, and dividing by the
+    # nominal 2 eps gave a slope of 1.9 for x * 1.0
+    x = make(1e10)
+    report = gradcheck(lambda x: (x * 1.0) if isinstance(x, Value) else (x * 1.0).sum(), [x])
+    assert report.ok
+    with pytest.raises(ValueError, match=r"^gradcheck: eps=1e-06 does not change leaf .* at entry .* \(1e\+30 ± eps "
+                                         r"rounds to itself\); pass a larger eps$"):
+        gradcheck(lambda x: x * 1.0, [Value(1e30)])

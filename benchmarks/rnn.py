@@ -17,7 +17,8 @@ backward, float64. Three implementations, measured side by side in one run:
   and the weight gradients of all steps as single matrix products, only the recurrence
   (forward, and the δ_t backward) step by step; its weights start at multiples of 64 bytes,
   as the engine's parameters do (``_common.aligned``), so neither side gets the faster
-  products by the luck of where numpy put an array.
+  products by the luck of where numpy put an array, and its δ_t W_hhᵀ uses the faster
+  layout of W_hhᵀ here, view or copy, as the engine's does (``_common.backward_transpose``).
 
 Every implementation is timed in fresh processes, in interleaved rounds. PyTorch gets
 processes of its own: its worker threads keep spinning after it returns, and in a shared
@@ -43,6 +44,7 @@ import nn
 
 from ._common import (
     aligned,
+    backward_transpose,
     environment_line,
     fmt_times,
     format_table,
@@ -107,10 +109,11 @@ def run_numpy(weights, X, target):
     # Σ_t H_{t-1}ᵀ δ_t and Σ_t X_tᵀ δ_t, each one product over all of them afterwards.
     deltas = np.empty((T, m, H))
     d_h = d_states[T - 1]
+    W_hhT = backward_transpose(W_hh, m)  # the faster layout of W_hhᵀ here, as the engine takes
     for t in range(T - 1, -1, -1):
         delta = np.multiply(d_h, 1.0 - hs[t + 1] * hs[t + 1], out=deltas[t])
         if t:
-            d_h = d_states[t - 1] + delta @ W_hh.T
+            d_h = d_states[t - 1] + delta @ W_hhT
     flat = deltas.reshape(T * m, H)
     g_hh = hs[:-1].reshape(T * m, H).T @ flat
     g_xh, g_bh = X.reshape(T * m, n_in).T @ flat, flat.sum(axis=0)

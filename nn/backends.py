@@ -50,8 +50,10 @@ class TensorBackend:
         return Tensor(x)
 
     @staticmethod
-    def zeros(shape) -> Tensor:
-        return Tensor(np.zeros(shape))
+    def zeros(shape, like=None) -> Tensor:
+        """Zeros (a constant), in the dtype of the parameter ``like`` if given: a model whose
+        weights are float32 keeps its states in float32."""
+        return Tensor(np.zeros(shape, np.float64 if like is None else like.data.dtype))
 
     stack = staticmethod(stack)
     concat = staticmethod(concat)
@@ -98,7 +100,7 @@ class ValueBackend:
         return out
 
     @staticmethod
-    def zeros(shape) -> np.ndarray:
+    def zeros(shape, like=None) -> np.ndarray:
         return ValueBackend.constant(np.zeros(shape))
 
     @staticmethod
@@ -265,9 +267,18 @@ def set_data(p, new) -> None:
 
 
 def set_grad(p, new) -> None:
-    """Replace a parameter's gradient (``None`` clears it)."""
+    """Set a parameter's gradient to ``new`` (``None`` clears it). A Tensor's gradient array
+    is written in place where it has one of the parameter's shape and dtype, as PyTorch's
+    clipping does, so that a reference to ``p.grad`` taken before sees the new numbers."""
     if isinstance(p, Tensor):
-        p.grad = None if new is None else np.array(new, dtype=p.data.dtype)
+        g = p.grad
+        if new is None:
+            p.grad = None
+        elif (type(g) is np.ndarray and g.shape == p.data.shape and g.dtype == p.data.dtype
+              and g.flags.writeable):
+            g[...] = new
+        else:
+            p.grad = np.array(new, dtype=p.data.dtype)
         return
     if new is None:
         for v in _values(p):

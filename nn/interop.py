@@ -124,7 +124,7 @@ def from_torch_state_dict(module: Module, state) -> None:
         if x.shape != want:
             raise ValueError(f"from_torch_state_dict: {torch_name} should have shape {want} "
                              f"(for {ours} {shape}), got {x.shape}")
-        x = x.T if relation == TRANSPOSED else x
+        x = np.array(x.T if relation == TRANSPOSED else x, copy=True)  # (it may be a parameter's own numbers)
         if relation == BIAS_HH:  # b_h = bias_ih + bias_hh
             _, ih, names = new[ours]
             new[ours] = (param, ih + x, f"{names} + {torch_name}")

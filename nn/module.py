@@ -173,7 +173,9 @@ class Module:
                     f"{type(self).__name__}.load_state_dict: {name} has shape {np.shape(params[name])}, "
                     f"got {arr.shape}"
                 )
-            arrays[name] = arr
+            # a copy: the numbers may be a parameter's own (a Tensor given as numbers), which
+            # the writes below could change before they are read
+            arrays[name] = np.array(arr, copy=True)
         for name, arr in arrays.items():
             backends.set_data(params[name], arr)
 

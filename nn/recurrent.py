@@ -67,7 +67,8 @@ class RNNCell(Module):
         x_t = self._constant(x_t, "x_t")
         self._check("x_t", x_t, self.input_size)
         m = np.shape(x_t)[0]
-        h_prev = self._backend.zeros((m, self.hidden_size)) if h_prev is None else self._constant(h_prev, "h_prev")
+        h_prev = self._backend.zeros((m, self.hidden_size), self.W_hh) if h_prev is None else self._constant(
+            h_prev, "h_prev")
         self._check("h_prev", h_prev, self.hidden_size, m)
         return self._step(self._project(x_t), h_prev)
 
@@ -147,7 +148,7 @@ class RNN(Module):
         layer_input, last = x, []
         for l, cell in enumerate(self.cells):
             with scope(f"layer {l}"):
-                h = be.zeros((m, self.hidden_size)) if h0 is None else h0[l]
+                h = be.zeros((m, self.hidden_size), cell.W_hh) if h0 is None else h0[l]
                 xw = cell._project(layer_input) if be.fuse_steps else None
                 states = be.stack_builder(T)
                 for t in range(T):
@@ -223,7 +224,7 @@ class RNNModel(Module):
             if len(shape) != 2 or shape[1] != self.rnn.input_size or shape[0] == 0:
                 raise ValueError(f"{self._where()}: one_to_many expects one input "
                                  f"vector per sequence, shape (m, {self.rnn.input_size}) with m >= 1, got {shape}")
-            rest = be.zeros((self.steps - 1, shape[0], shape[1]))
+            rest = be.zeros((self.steps - 1, shape[0], shape[1]), self.rnn.cells[0].W_xh)
             x = be.concat([x.reshape(1, *shape), rest], 0) if self.steps > 1 else x.reshape(1, *shape)
         else:
             check_sequence(self, x, self.rnn.input_size, self.batch_first)

@@ -312,6 +312,23 @@ def test_load_state_dict_round_trip_keeps_parameter_objects(engine):
     assert np.array_equal(numbers(ys), numbers(yd))
 
 
+def test_load_state_dict_of_a_models_own_parameters_swapped_swaps_them():
+    # The values are the parameters themselves: each must be read before any is written
+    # (the second weight got its own old numbers back, as the first had been overwritten)
+    m = nn.MLP(2, [2, 2], seed=0)
+    own, before = dict(m.named_parameters()), m.state_dict()
+    m.load_state_dict({**before, "layers.0.W": own["layers.1.W"], "layers.1.W": own["layers.0.W"]})
+    after = m.state_dict()
+    np.testing.assert_array_equal(after["layers.0.W"], before["layers.1.W"])
+    np.testing.assert_array_equal(after["layers.1.W"], before["layers.0.W"])
+    rnn = nn.RNN(2, 2, num_layers=2, seed=0)
+    torch_state, cells = nn.to_torch_state_dict(rnn), rnn.cells
+    swapped = {"weight_hh_l0": cells[1].W_hh.data.T, "weight_hh_l1": cells[0].W_hh.data.T}  # views of the weights
+    nn.from_torch_state_dict(rnn, {**torch_state, **swapped})
+    np.testing.assert_array_equal(cells[0].W_hh.data, torch_state["weight_hh_l1"].T)
+    np.testing.assert_array_equal(cells[1].W_hh.data, torch_state["weight_hh_l0"].T)
+
+
 def test_load_state_dict_across_engines():
     src = nn.RNNModel(2, 3, 2, engine="tensor", seed=1)
     dst = nn.RNNModel(2, 3, 2, engine="value", seed=2)

@@ -487,6 +487,19 @@ def test_cell_bad_shapes_name_layer_expected_and_given(engine):
     assert str(info.value) == head + "h_prev must have shape (4, 3) with m >= 1, got (3, 3)"
 
 
+@pytest.mark.parametrize("mode", ["many_to_many", "one_to_many"])
+def test_float32_weights_keep_float32_states_with_the_default_zero_state(mode):
+    # the zero state was float64, which made every step of a float32 model float64
+    model = nn.RNNModel(2, 3, 2, mode=mode, steps=3 if mode == "one_to_many" else None, seed=0)
+    for p in model.parameters():
+        p.data = p.data.astype(np.float32)
+    x = np.ones((3, 1, 2) if mode == "many_to_many" else (1, 2), np.float32)
+    y, h_n = model(x)
+    assert y.dtype == h_n.dtype == np.float32
+    cell = model.rnn.cells[0]
+    assert cell(np.ones((1, 2), np.float32)).dtype == np.float32
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_cell_project_and_step_check_what_they_are_given(engine):
     cell = nn.RNNCell(2, 3, engine=engine, seed=0)

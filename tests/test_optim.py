@@ -466,6 +466,20 @@ def test_clip_grad_norm_scales_when_above(kind):
     assert math.sqrt(sum(float(np.sum(backends.grad(p) ** 2)) for p in ps)) < 6.5
 
 
+def test_clipping_writes_into_the_gradient_arrays_so_references_see_the_clipped_numbers():
+    # as PyTorch's clip_grad_norm_ and clip_grad_value_ do (a reference kept from before
+    # clipping held the unclipped numbers, and a step taken with it would not be clipped)
+    ps = clip_params("tensor")
+    kept = [p.grad for p in ps]
+    nn.clip_grad_norm_(ps, 6.5)
+    assert all(p.grad is g for p, g in zip(ps, kept))
+    for g, original in zip(kept, CLIP_GRADS):
+        np.testing.assert_allclose(g, original * (6.5 / (13.0 + 1e-6)), rtol=1e-15)
+    nn.clip_grad_value_(ps, 1.0)
+    assert all(p.grad is g for p, g in zip(ps, kept)) and max(float(np.abs(g).max()) for g in kept) == 1.0
+    np.testing.assert_array_equal(CLIP_GRADS[2], [[0.0, 12.0], [0.0, 0.0]])  # (set_grad copied them in)
+
+
 @pytest.mark.parametrize("kind", ["tensor", "values"])
 @pytest.mark.parametrize("max_norm", [13.0, 100.0])
 def test_clip_grad_norm_leaves_gradients_below_the_limit(kind, max_norm):

@@ -87,7 +87,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import Node, changed_after, refuse_changed, slot_values, topological_order
+from .graph import _CHANGED, Node, changed_after, refuse_changed, slot_values, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -495,6 +495,8 @@ def _step_label(tag: str, nodes: list, edges_in: int, edges_out: int) -> str:
 def _changed_leaves(graph: _Graph) -> set:
     """The leaves changed in place (an optimizer step, ``load_state_dict``) after some op of
     the graph that reads them was made: that op's data was computed from their old numbers."""
+    if not _CHANGED:  # nothing was changed in place since the process started (or the record was cleared)
+        return frozenset()
     order, is_op = graph.order, graph.is_op
     return {order[j] for j, i, _ in graph.edges if not is_op[j] and changed_after(order[j], order[i]._id)}
 
@@ -517,7 +519,7 @@ class _Text:
             data = node.data
             shape = f"{'×'.join(map(str, data.shape))} " if isinstance(data, np.ndarray) and data.ndim else ""
             lines += _numbers(data, "data " + shape)
-        if node in self.changed:
+        if self.changed and node in self.changed:
             lines.append("changed in place after this graph was built")
         if self.show_grad and node.grad is not type(node)._EMPTY_GRAD:
             lines += _numbers(node.grad, "grad ")
@@ -540,7 +542,8 @@ def _quote(text: str) -> str:
     """``text`` as a DOT string shown literally, its lines joined by DOT's line break.
     Control characters (and lone surrogates) are written as their escapes (``\\x1b``): dot
     refuses some, and the SVG it writes with others is not well-formed XML."""
-    text = _UNPRINTABLE.sub(_escape, text)
+    if _UNPRINTABLE.search(text):  # (rare: searching is cheaper than a substitution that finds nothing)
+        text = _UNPRINTABLE.sub(_escape, text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 

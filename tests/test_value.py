@@ -413,10 +413,14 @@ def test_operand_errors_name_the_op_and_the_type():
         "x" + x
     with pytest.raises(TypeError, match=r"Value \* x .*got NoneType"):
         x * None
-    with pytest.raises(TypeError, match="str"):
+    with pytest.raises(TypeError, match=r"^Value - x expects a real number \(int or float\), got str: 'x'$"):
         x - "x"
-    with pytest.raises(TypeError, match="list"):
+    with pytest.raises(TypeError, match=r"^x - Value expects a real number \(int or float\), got str: 'x'$"):
+        "x" - x
+    with pytest.raises(TypeError, match=r"^Value / x expects a real number \(int or float\), got list: \[1.0\]$"):
         x / [1.0]
+    with pytest.raises(TypeError, match=r"^x / Value expects a real number \(int or float\), got list: \[1.0\]$"):
+        [1.0] / x
     with pytest.raises(TypeError, match=r"Value \*\* p .*got bool"):
         x**True
 

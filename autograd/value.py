@@ -14,7 +14,7 @@ import math
 import sys
 from numbers import Real
 
-from .graph import STATE, AnomalyError, Node, Op, _ids, format_scope, leaf, record, too_large
+from .graph import NOT_RECORDED, STATE, AnomalyError, Node, Op, _ids, format_scope, leaf, record, too_large
 
 __all__ = ["Value"]
 
@@ -276,8 +276,12 @@ class Value(Node):
         return _result(min(max(self.data, low), high), self, None, CLIP)
 
     def detach(self):
-        """A new leaf with the same number: no gradient flows back through it."""
-        return Value(self.data, label=self.label)
+        """The same number as a constant: no gradient flows back through it, and, as a
+        detached Tensor, it is not a parameter (a model keeping its last state finds no
+        parameter in it) and no backward starts from it."""
+        out = Value(self.data, label=self.label)
+        out._op = NOT_RECORDED
+        return out
 
     # --- derived: no derivative code of their own --------------------------------------
     def __neg__(self):

@@ -21,7 +21,7 @@ from numbers import Real
 import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
-from autograd.graph import note_changed
+from autograd.graph import NOT_RECORDED, note_changed
 from autograd.tensor import RefusedConversion, asarray_keeping_graphs
 from autograd.value import _real
 
@@ -156,12 +156,13 @@ def relabel(param, name: str) -> None:
 
 
 def is_parameter(x) -> bool:
-    """A Tensor that requires a gradient, a Value, or an object array of Values."""
+    """A Tensor that requires a gradient, a Value, or an object array of Values; not a
+    constant (a detached state, a result made under no_grad), on either engine."""
     if isinstance(x, Tensor):
         return x.requires_grad
-    if isinstance(x, Value):
-        return True
-    return isinstance(x, np.ndarray) and x.dtype == object and x.size > 0 and isinstance(x.flat[0], Value)
+    if isinstance(x, np.ndarray) and x.dtype == object and x.size > 0:
+        x = x.flat[0]
+    return isinstance(x, Value) and x._op is not NOT_RECORDED
 
 
 def _values(p):
@@ -229,7 +230,11 @@ def real_array(x, what: str = "") -> np.ndarray:
     would silently mangle (complex numbers would lose their imaginary part). A PyTorch tensor
     gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
     if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        try:
+            x = x.numpy()
+        except TypeError:  # a dtype numpy has no counterpart of (bfloat16): its numbers in float64
+            x = x.double().numpy()
     if isinstance(x, Tensor):  # a Tensor given as numbers (a state value): its numbers
         x = x.data
     where = f"{what}: " if what else ""
@@ -237,6 +242,8 @@ def real_array(x, what: str = "") -> np.ndarray:
         arr = asarray_keeping_graphs(x)
     except RefusedConversion as e:  # a list holding Tensors (its numbers alone would cut their graph), a masked array
         raise TypeError(f"{where}{e}") from None
+    except ValueError as e:  # a ragged list
+        raise ValueError(f"{where}expected a regular array of numbers: {e}") from None
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")
     if arr.dtype.kind == "O":  # numpy's cast would make None a NaN, parse "2.5" and read a Value's number
@@ -267,9 +274,14 @@ def set_data(p, new) -> None:
 
 
 def set_grad(p, new) -> None:
-    """Set a parameter's gradient to ``new`` (``None`` clears it). A Tensor's gradient array
-    is written in place where it has one of the parameter's shape and dtype, as PyTorch's
-    clipping does, so that a reference to ``p.grad`` taken before sees the new numbers."""
+    """Set a parameter's gradient to ``new`` (``None`` clears it), which must be real numbers
+    of the parameter's shape. A Tensor's gradient array is written in place where it has one
+    of the parameter's shape and dtype, as PyTorch's clipping does, so that a reference to
+    ``p.grad`` taken before sees the new numbers."""
+    if new is not None:
+        new = real_array(new, "set_grad")
+        if new.shape != np.shape(p):
+            raise ValueError(f"set_grad: expected a gradient of the parameter's shape {np.shape(p)}, got {new.shape}")
     if isinstance(p, Tensor):
         g = p.grad
         if new is None:

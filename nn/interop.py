@@ -90,10 +90,14 @@ def _rows(module: Module, prefix: str = "", ours: str = ""):
 def to_torch_state_dict(module: Module, grads: bool = False) -> dict:
     """The module's parameters (or, with ``grads=True``, their gradients) as numpy arrays
     under PyTorch's names and layouts; see the table in :mod:`nn.interop`."""
-    read = backends.grad if flag("to_torch_state_dict: grads", grads) else backends.data
+    grads = flag("to_torch_state_dict: grads", grads)
     out = {}
-    for torch_name, _, param, relation in _all_rows(module):
-        x = np.array(read(param), dtype=np.float64, copy=True)
+    for torch_name, ours, param, relation in _all_rows(module):
+        if grads:
+            numbers = backends.grad(param, f"to_torch_state_dict: the gradient of {ours}")
+        else:
+            numbers = backends.data(param)
+        x = np.array(numbers, dtype=np.float64, copy=True)
         if relation == TRANSPOSED:
             x = x.T.copy()
         elif relation == BIAS_HH and not grads:
@@ -111,7 +115,7 @@ def from_torch_state_dict(module: Module, state) -> None:
     if not hasattr(state, "keys"):
         raise TypeError(f"from_torch_state_dict: state must be a dict of arrays, got {type(state).__name__}")
     expected = {name for name, _, _, _ in rows}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    missing, unexpected = sorted(expected - set(state), key=repr), sorted(set(state) - expected, key=repr)
     if missing or unexpected:
         raise KeyError(
             f"from_torch_state_dict({type(module).__name__}): missing {missing}, unexpected {unexpected}"
@@ -133,7 +137,7 @@ def from_torch_state_dict(module: Module, state) -> None:
     first: dict[int, tuple] = {}  # id(parameter) -> (path, numbers, torch names, parameter) of its first path
     for ours, (param, x, names) in new.items():
         seen = first.setdefault(id(param), (ours, x, names, param))
-        if seen[0] != ours and not np.array_equal(seen[1], x):
+        if seen[0] != ours and not np.array_equal(seen[1], x, equal_nan=True):
             raise ValueError(f"from_torch_state_dict: {seen[0]} and {ours} are the same (tied) parameter, "
                              f"but {seen[2]} and {names} hold different numbers")
     for _, x, _, param in first.values():

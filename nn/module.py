@@ -145,7 +145,8 @@ class Module:
     def grad_dict(self) -> dict:
         """Every parameter's gradient as a float numpy array, by name, whatever the engine;
         zeros where backward has not reached a parameter."""
-        return {name: np.array(backends.grad(p), copy=True) for name, p in self.named_parameters()}
+        return {name: np.array(backends.grad(p, f"{type(self).__name__}.grad_dict: the gradient of {name}"), copy=True)
+                for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy numbers from ``state`` (name -> array) into the parameters, in place.
@@ -157,8 +158,8 @@ class Module:
             raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of name -> array "
                             f"(as state_dict() gives), got {type(state).__name__}")
         params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        missing = sorted(set(params) - set(state), key=repr)  # (keys of other types than str sort too)
+        unexpected = sorted(set(state) - set(params), key=repr)
         if flag(f"{type(self).__name__}.load_state_dict: strict", strict) and (missing or unexpected):
             raise KeyError(
                 f"{type(self).__name__}.load_state_dict: missing {missing}, unexpected {unexpected}"

@@ -381,6 +381,19 @@ def test_tied_parameters_whose_entries_disagree_are_refused_before_anything_is_w
         np.testing.assert_array_equal(after[key], before[key], err_msg=key)
 
 
+def test_tied_parameters_holding_nan_import_their_own_export():
+    # the entries of one tied parameter agree, NaN included (NaN != NaN made them "differ")
+    class Tied(nn.Module):
+        def __init__(self):
+            self.a = nn.Linear(2, 2, seed=0)
+            self.b = self.a
+
+    t = Tied()
+    t.a.W.data[0, 0] = np.nan
+    nn.from_torch_state_dict(t, nn.to_torch_state_dict(t))
+    assert np.isnan(t.a.W.data[0, 0]) and t.b is t.a
+
+
 def test_a_layer_with_parameters_of_its_own_is_refused_not_half_exported():
     class Scaled(nn.Linear):
         def __init__(self, *args, **kwargs):
@@ -393,3 +406,31 @@ def test_a_layer_with_parameters_of_its_own_is_refused_not_half_exported():
             call()
     with pytest.raises(TypeError, match="state must be a dict of arrays, got NoneType"):
         nn.from_torch_state_dict(nn.Linear(2, 1), None)
+
+
+class BFloat16Like:
+    """Stands in for a torch tensor of a dtype numpy has no counterpart of: its .numpy()
+    refuses (as torch's does for bfloat16), its .double() converts."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array, dtype=np.float64)
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        raise TypeError("Got unsupported ScalarType BFloat16")
+
+    def double(self):
+        return TensorLike(self.array)
+
+
+def test_import_takes_tensors_of_a_dtype_numpy_lacks_through_float64():
+    m = nn.Linear(2, 3, seed=0)
+    state = {k: v + 1.0 for k, v in nn.to_torch_state_dict(m).items()}
+    nn.from_torch_state_dict(m, {k: BFloat16Like(v) for k, v in state.items()})
+    for key, value in nn.to_torch_state_dict(m).items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)

@@ -329,6 +329,63 @@ def test_load_state_dict_of_a_models_own_parameters_swapped_swaps_them():
     np.testing.assert_array_equal(cells[1].W_hh.data, torch_state["weight_hh_l0"].T)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_detached_state_kept_on_a_module_is_not_a_parameter_on_either_engine(engine):
+    # as a detached Tensor is a constant; on the value engine any object array of Values
+    # counted, so the state showed up in state_dict and blocked exports and strict loads
+    class Stateful(nn.Module):
+        def __init__(self, engine):
+            self.rnn = nn.RNN(2, 3, engine=engine, seed=0)
+            self.h = None
+
+        def forward(self, x):
+            out, h = self.rnn(x, self.h)
+            self.h = nn.detach(h)
+            return out
+
+    m = Stateful(engine)
+    m(np.ones((2, 1, 2)))
+    assert m.num_parameters() == 18 and "h" not in m.state_dict()
+    assert sorted(nn.to_torch_state_dict(m)) == ["rnn.bias_hh_l0", "rnn.bias_ih_l0", "rnn.weight_hh_l0",
+                                                 "rnn.weight_ih_l0"]
+    Stateful(engine).load_state_dict(m.state_dict())
+    if engine == "value":
+        with pytest.raises(RuntimeError, match="not the output of a recorded graph"):
+            m.h.flat[0].backward()
+
+
+def test_loads_with_keys_of_mixed_types_sort_them_in_messages_and_skip_them_when_not_strict():
+    m = nn.Linear(2, 2, seed=0)
+    state = {**m.state_dict(), 0: 1.0, "junk": 2.0}
+    m.load_state_dict(state, strict=False)
+    with pytest.raises(KeyError, match=r"missing \[\], unexpected \['junk', 0\]"):
+        m.load_state_dict(state)
+    with pytest.raises(KeyError, match=r"missing \[\], unexpected \['junk', 0\]"):
+        nn.from_torch_state_dict(m, {**nn.to_torch_state_dict(m), 0: 1.0, "junk": 2.0})
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_ragged_list_in_a_state_names_the_entry(engine):
+    m = nn.Linear(2, 2, engine=engine, seed=0)
+    with pytest.raises(ValueError, match=r"^Linear.load_state_dict: W: expected a regular array of numbers: "):
+        m.load_state_dict({**m.state_dict(), "W": [[1.0, 2.0], [3.0]]})
+    with pytest.raises(ValueError, match=r"^from_torch_state_dict: weight: expected a regular array of numbers: "):
+        nn.from_torch_state_dict(m, {**nn.to_torch_state_dict(m), "weight": [[1.0, 2.0], [3.0]]})
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_malformed_gradient_is_named_by_its_parameter_in_grad_dict_and_the_export(engine):
+    m = nn.RNNModel(2, 3, 2, engine=engine, seed=0)
+    if engine == "tensor":
+        m.rnn.cells[0].b_h.grad = np.ones(2)
+    else:
+        m.rnn.cells[0].b_h[1].grad = "x"
+    with pytest.raises(TypeError, match=r"^RNNModel.grad_dict: the gradient of rnn.cells.0.b_h"):
+        m.grad_dict()
+    with pytest.raises(TypeError, match=r"^to_torch_state_dict: the gradient of rnn.cells.0.b_h"):
+        nn.to_torch_state_dict(m, grads=True)
+
+
 def test_load_state_dict_across_engines():
     src = nn.RNNModel(2, 3, 2, engine="tensor", seed=1)
     dst = nn.RNNModel(2, 3, 2, engine="value", seed=2)

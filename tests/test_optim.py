@@ -629,3 +629,19 @@ def test_a_module_or_none_instead_of_its_parameters_is_named(cls):
         cls(nn.Linear(2, 1), 0.1)
     with pytest.raises(TypeError, match=rf"{cls.__name__}: expected a list of parameters .*got NoneType"):
         cls(None, 0.1)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "values"])
+@pytest.mark.parametrize("bad, error, message", [
+    (np.array([5.0, 6.0]), ValueError,
+     r"^set_grad: expected a gradient of the parameter's shape \(2, 2\), got \(2,\)$"),
+    (np.ones((2, 2)) * 1j, TypeError, r"^set_grad: expected real numbers, got an array of dtype complex128$"),
+])
+def test_set_grad_refuses_a_gradient_of_another_shape_or_not_real(kind, bad, error, message):
+    # numpy broadcast a row into every row of a Tensor's gradient, and the value engine set
+    # only the first entries; a complex gradient lost its imaginary part
+    p = parameter(np.ones((2, 2)), kind)
+    backends.set_grad(p, np.full((2, 2), 3.0))
+    with pytest.raises(error, match=message):
+        backends.set_grad(p, bad)
+    np.testing.assert_array_equal(backends.grad(p), 3.0)

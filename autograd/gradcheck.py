@@ -131,6 +131,9 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
         if getattr(x, "requires_grad", True) is False:
             raise ValueError(f"gradcheck: input {i} ({x._describe()}) has requires_grad=False, so backward "
                              "gives it no gradient; create it with requires_grad=True")
+        if x._op is NOT_RECORDED:
+            raise ValueError(f"gradcheck: input {i} ({x._describe()}) is a constant (detached, or made under "
+                             "no_grad), so backward gives it no gradient; pass the Value itself")
         if not x.is_leaf:
             raise ValueError(
                 f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from"

@@ -439,11 +439,17 @@ class Node:
 
 @functools.cache
 def _slot_names(cls) -> tuple:
+    """The attribute names of the slots of ``cls`` and its bases, private ones (``__tag``)
+    as Python stores them (``_Class__tag``), as ``object.__getstate__`` lists them."""
     names = []
     for klass in cls.__mro__:
         slots = klass.__dict__.get("__slots__", ())
-        names.extend(name for name in ([slots] if isinstance(slots, str) else slots)
-                     if name not in ("__dict__", "__weakref__"))
+        for name in [slots] if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"
+            names.append(name)
     return tuple(names)
 
 

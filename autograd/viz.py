@@ -87,7 +87,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .graph import _CHANGED, Node, changed_after, refuse_changed, slot_values, topological_order
+from .graph import _CHANGED, NOT_RECORDED, Node, changed_after, refuse_changed, slot_values, topological_order
 
 __all__ = ["FORMATS", "GraphDrawing", "GraphvizNotFoundError", "draw_graph", "save_graph"]
 
@@ -331,9 +331,10 @@ class _Graph:
 
 
 def _is_parameter(node) -> bool:
-    """A Tensor leaf that requires a gradient, or (a Value, which has no such flag) a labelled leaf."""
+    """A Tensor leaf that requires a gradient, or (a Value, which has no such flag) a labelled
+    leaf that is not a constant (detached, or made under no_grad)."""
     requires_grad = getattr(node, "requires_grad", None)
-    return bool(node.label) if requires_grad is None else requires_grad
+    return bool(node.label) and node._op is not NOT_RECORDED if requires_grad is None else requires_grad
 
 
 # --- boxes: where each node is drawn --------------------------------------------------------

@@ -139,9 +139,12 @@ def _setting(model, name: str, default, remedy: str = ""):
     """The model's ``name`` (``mode``, ``batch_first``): its own attribute; else, for a module
     wrapping recurrent layers, the value they all have (the outermost ones that have it: an
     RNNModel's own RNN is time-first whatever the model's layout); else ``default``."""
-    found, pending = set(), [model]
+    found, pending, seen = set(), [model], set()
     while pending:
         m = pending.pop()
+        if id(m) in seen:  # (a module reachable twice, or pointing back at its owner)
+            continue
+        seen.add(id(m))
         if hasattr(m, name):
             found.add(getattr(m, name))
         elif isinstance(m, Module):

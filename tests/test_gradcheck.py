@@ -212,3 +212,16 @@ def test_large_inputs_divide_by_the_step_actually_taken(make):
     with pytest.raises(ValueError, match=r"^gradcheck: eps=1e-06 does not change leaf .* at entry .* \(1e\+30 ± eps "
                                          r"rounds to itself\); pass a larger eps$"):
         gradcheck(lambda x: x * 1.0, [Value(1e30)])
+
+
+def test_a_constant_value_as_an_input_is_refused_as_a_tensor_without_requires_grad_is():
+    # backward gives a constant (detached, or made under no_grad) no gradient: the analytic
+    # side was zero and the report a mismatch
+    from autograd import no_grad
+
+    with no_grad():
+        made = Value(3.0) * 1.0
+    for constant in (Value(3.0, label="w").detach(), made):
+        with pytest.raises(ValueError, match=r"^gradcheck: input 0 \(.*\) is a constant \(detached, or made under "
+                                             r"no_grad\), so backward gives it no gradient; pass the Value itself$"):
+            gradcheck(lambda x: x * 2.0, [constant])

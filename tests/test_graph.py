@@ -264,6 +264,25 @@ def test_nodes_far_apart_among_many_others_keep_the_pass_linear(monkeypatch):
     assert len(calls) <= 3 * n  # about twice per node: found, then taken by its stretch (was about n**2 / 2)
 
 
+class Tagged(Value):
+    """A Value with a private slot of its own (stored as _Tagged__tag)."""
+
+    __slots__ = ("__tag",)
+
+    def tag(self, value=None):
+        if value is not None:
+            self.__tag = value
+        return self.__tag
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_a_copy_keeps_a_subclass_s_private_slots(how):
+    v = Tagged(2.0)
+    v.tag("hi")
+    dup = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": lambda c: pickle.loads(pickle.dumps(c))}[how](v)
+    assert dup.tag() == "hi" and dup.data == 2.0 and dup is not v
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
 def test_a_copy_of_a_no_grad_result_is_still_a_constant(how):
     with no_grad():

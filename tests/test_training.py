@@ -486,6 +486,22 @@ def test_an_input_without_a_time_axis_or_that_the_model_refuses_is_named_as_give
         nn.train_truncated(net, np.zeros((4, 10)), np.zeros((4, 10, 2)), sequence_mse, opt, k=3)
 
 
+def test_a_model_whose_modules_point_back_at_each_other_trains():
+    # the lookup of mode and batch_first through the modules went round the loop forever
+    class Owned(nn.Module):
+        def __init__(self):
+            self.rnn = nn.RNN(2, 3, seed=0)
+            self.rnn.owner = self
+
+        def forward(self, x, h0=None):
+            return self.rnn(x, h0)
+
+    x, target = data(T=6)
+    m = Owned()
+    losses = nn.train_truncated(m, x, np.zeros((6, 3, 3)), sequence_mse, SGD(m.parameters(), lr=LR), k=3)
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

@@ -727,6 +727,17 @@ def test_gradient_view_of_a_sequence_read_step_by_step_sizes_each_steps_rows_wit
         assert size == pytest.approx(np.linalg.norm(g_t), rel=1e-5)
 
 
+def test_a_detached_value_is_drawn_as_a_constant_as_a_detached_tensor_is():
+    w = Value(2.0, label="w")
+    t = Tensor([2.0], requires_grad=True, label="w")
+    for y in (w.detach() * Value(3.0), t.detach() * Tensor([3.0], requires_grad=True)):
+        dot = parse(draw_graph(y))
+        (node,) = dot.named("w")
+        assert dot.nodes[node]["fillcolor"] == "#ececec"  # the constants' grey, not the parameters' blue
+    dot = parse(draw_graph(w * 3.0))
+    assert dot.nodes[dot.named("w")[0]]["fillcolor"] == "#d6e6f5"
+
+
 def test_a_value_node_behind_an_off_relu_shows_its_zero_gradient():
     # backward reached it, and 0 arrived: as on the tensor engine, where the node shows [0]
     w, x = Value(2.0, "w"), Value(-1.0, "x")

@@ -417,6 +417,26 @@ class Node:
         """Reverse-mode differentiation from this node; see :func:`autograd.backward`."""
         backward(self, grad)
 
+    def __deepcopy__(self, memo):
+        """A copy of the graph behind this node, made without recursion: the nodes not copied
+        yet, oldest first, each after its parents, so that copying a node's state meets
+        only parents already copied. (Python's own copy descends from node to parent and
+        stopped at about 140 ops deep.) Each node is copied as ``copy.copy`` and ``pickle``
+        copy it: by ``__getstate__`` and ``__setstate__``."""
+        import copy
+
+        found, stack = {}, [self]
+        while stack:
+            node = stack.pop()
+            if id(node) not in memo and id(node) not in found:
+                found[id(node)] = node
+                stack.extend(node._prev)
+        for node in sorted(found.values(), key=_by_id):
+            new = memo[id(node)] = object.__new__(type(node))
+            new.__setstate__(copy.deepcopy(node.__getstate__(), memo))
+            copy._keep_alive(node, memo)  # (as deepcopy keeps what it copied until it is done)
+        return memo[id(self)]
+
     def __getstate__(self):
         # (the __dict__ or None, the slots' values), as Python 3.11's object.__getstate__ gives
         slots = slot_values(self)

@@ -29,7 +29,7 @@ from autograd import (
     stack,
     topological_order,
 )
-from autograd.graph import NOT_RECORDED, Op, _Pass, record
+from autograd.graph import NOT_RECORDED, Node, Op, _Pass, record
 
 # --- traversal ------------------------------------------------------------------------------
 
@@ -262,6 +262,35 @@ def test_nodes_far_apart_among_many_others_keep_the_pass_linear(monkeypatch):
     total.backward()
     assert x.grad == 2.0 * n and all(u.grad == 1.0 for u in uses)
     assert len(calls) <= 3 * n  # about twice per node: found, then taken by its stretch (was about n**2 / 2)
+
+
+@pytest.mark.parametrize("kind", ["value", "tensor"])
+def test_deepcopy_of_a_graph_far_deeper_than_the_recursion_limit(kind):
+    # Python's copy descends from node to parent: it stopped at about 140 ops deep
+    x = Value(0.5, "x") if kind == "value" else Tensor([0.5, 1.5], requires_grad=True, label="x")
+    z = x
+    for _ in range(3000):
+        z = (z * 1.0001).tanh() if kind == "tensor" else z * 1.0001 + 0.0
+    x_copy, z_copy = copy.deepcopy((x, z))
+    out = z_copy if kind == "value" else z_copy.sum()
+    out.backward()
+    (z if kind == "value" else z.sum()).backward()
+    assert x_copy is not x and x_copy.label == "x"
+    np.testing.assert_array_equal(x_copy.grad, x.grad)
+    np.testing.assert_array_equal(z_copy.data, z.data)
+
+
+def test_deepcopy_of_many_outputs_of_one_graph_copies_each_node_once(monkeypatch):
+    # each output walks only the nodes not copied yet: no walk of the whole graph per output
+    import nn
+
+    out, _ = nn.RNN(2, 3, engine="value", seed=0)(np.ones((4, 1, 2)))
+    made = []
+    restore = Node.__setstate__
+    monkeypatch.setattr(Node, "__setstate__", lambda self, state: (made.append(1), restore(self, state))[1])
+    dup = copy.deepcopy(out)
+    assert len(made) == len(topological_order(*out.ravel()))
+    assert all(a.data == b.data and a is not b for a, b in zip(dup.ravel(), out.ravel()))
 
 
 class Tagged(Value):

@@ -19,7 +19,8 @@ __all__ = ["train_truncated"]
 
 
 def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_norm: float | None = None,
-                    clip_value: float | None = None, on_chunk=None, batch_first: bool | None = None) -> list[float]:
+                    clip_value: float | None = None, on_chunk=None, batch_first: bool | None = None,
+                    return_state: bool = False):
     """Train on one long sequence with truncated BPTT: chunks of ``k`` steps.
 
     For each chunk of ``k`` consecutive time steps (the last may be shorter):
@@ -41,13 +42,16 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     ``on_chunk(i, loss, model)``, with i counting chunks from 0, if given, is called after
     each backward, before clipping and the step.
 
-    Returns the chunk losses. A non-finite loss, or a finite loss with a non-finite gradient,
+    Returns the chunk losses; with ``return_state=True``, ``(losses, h)``, where ``h`` is the
+    last chunk's final state, detached: pass it as ``h0`` to go on along the same sequence
+    (the next part of a long text, say) in a later call. A non-finite loss, or a finite loss with a non-finite gradient,
     stops training before that chunk updates any parameter (earlier chunks' updates stay),
     with an error naming the chunk, its steps (and the parameters) and the last finite loss.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
     # everything checked before the first chunk changes a gradient
+    return_state = flag("train_truncated: return_state", return_state)
     if isinstance(model, RNNCell) or not (callable(model) and hasattr(model, "named_parameters")):
         raise TypeError("train_truncated: model must be a sequence module called as model(x, h0) -> (y, h_n) "
                         "(nn.RNN, or nn.RNNModel with mode='many_to_many'), got "
@@ -132,7 +136,7 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         optimizer.step()
         losses.append(value)
         h = backends.detach(h)
-    return losses
+    return (losses, h) if return_state else losses
 
 
 def _setting(model, name: str, default, remedy: str = ""):

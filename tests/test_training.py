@@ -502,6 +502,25 @@ def test_a_model_whose_modules_point_back_at_each_other_trains():
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_the_final_state_can_be_returned_to_go_on_along_the_sequence_in_a_later_call(engine):
+    # two calls on the halves of a sequence, the state handed from one to the other, train as
+    # one call on the whole sequence does (the halves are whole chunks)
+    x, target = data(T=6)
+    one, two = model(engine), model(engine)
+    whole, h = nn.train_truncated(one, x, target, sequence_mse, SGD(one.parameters(), lr=LR), k=3,
+                                  return_state=True)
+    opt = SGD(two.parameters(), lr=LR)
+    first, h_half = nn.train_truncated(two, x[:3], target[:3], sequence_mse, opt, k=3, return_state=True)
+    second = nn.train_truncated(two, x[3:], target[3:], sequence_mse, opt, k=3, h0=h_half)
+    assert whole == first + second
+    assert_dicts_close(one.state_dict(), two.state_dict(), rtol=0, atol=0)
+    assert np.shape(h) == (1, 3, 3)  # (num_layers, m, hidden), detached: no graph behind it
+    assert all(v.is_leaf for v in np.ravel(h)) if engine == "value" else h.is_leaf
+    with pytest.raises(TypeError, match=r"^train_truncated: return_state must be True or False, got str: 'yes'$"):
+        nn.train_truncated(one, x, target, sequence_mse, SGD(one.parameters(), lr=LR), k=3, return_state="yes")
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

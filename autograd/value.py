@@ -318,6 +318,11 @@ class Value(Node):
     def __float__(self):
         return self.data
 
+    def item(self) -> float:
+        """The number, as a Tensor's ``item()`` gives it: code that reads ``loss.item()``
+        runs on both engines."""
+        return self.data
+
     def __repr__(self):
         parts = [f"data={_short(self.data)}", f"grad={_short(self.grad)}"]
         if self._op:

@@ -42,8 +42,10 @@ def _target(pred, target, name: str) -> np.ndarray:
 
 def _check_pred(pred, name: str, allow_empty: bool = False):
     if not isinstance(pred, (Tensor, Value, np.ndarray)):
+        hint = ("; join the outputs of several steps with autograd.stack (Tensors) or np.array(..., dtype=object) "
+                "(Values)") if isinstance(pred, (list, tuple)) else ""
         raise TypeError(f"{name}: the prediction must be a Tensor, a Value or an object array of Values, "
-                        f"got {type(pred).__name__}")
+                        f"got {type(pred).__name__}{hint}")
     if isinstance(pred, np.ndarray) and pred.dtype != object:
         raise TypeError(f"{name}: the prediction is a plain numpy array (numbers, not graph nodes); "
                         "pass the model's output")

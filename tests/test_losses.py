@@ -456,11 +456,17 @@ def test_masked_targets_are_refused(engine):
 
 def test_sequence_loss_of_a_list_or_with_a_loss_that_is_not_a_function_says_so():
     with pytest.raises(TypeError, match=r"^sequence_loss: the outputs: the prediction must be a Tensor, a Value or an "
-                                        r"object array of Values, got list$"):
+                                        r"object array of Values, got list; join the outputs"):
         nn.sequence_loss(nn.mse_loss, [[[1.0, 2.0]]], [[[1.0, 2.0]]])
     with pytest.raises(TypeError, match=r"^sequence_loss: loss_fn must be a loss function such as nn.mse_loss, "
                                         r"got str: 'mse'$"):
         nn.sequence_loss("mse", Tensor(SEQ_OUT, requires_grad=True), SEQ_TARGET)
+
+
+def test_a_list_of_step_outputs_is_told_how_to_join_them():
+    with pytest.raises(TypeError, match=r"got list; join the outputs of several steps with autograd.stack \(Tensors\) "
+                                        r"or np.array\(\.\.\., dtype=object\) \(Values\)$"):
+        nn.sequence_loss(nn.mse_loss, [Tensor(np.zeros((1, 2)), requires_grad=True)], np.zeros((1, 1, 2)))
 
 
 def test_sequence_loss_batch_first_must_be_a_bool():

@@ -521,6 +521,15 @@ def test_the_final_state_can_be_returned_to_go_on_along_the_sequence_in_a_later_
         nn.train_truncated(one, x, target, sequence_mse, SGD(one.parameters(), lr=LR), k=3, return_state="yes")
 
 
+def test_a_loss_fn_returning_sequence_loss_whole_is_told_to_take_its_first_part():
+    x, target = data()
+    net = model()
+    with pytest.raises(TypeError, match=r"it returned a tuple \(nn.sequence_loss returns \(L, per_step\): "
+                                        r"return its \[0\]\)$"):
+        nn.train_truncated(net, x, target, lambda y, t: nn.sequence_loss(nn.mse_loss, y, t),
+                           SGD(net.parameters(), lr=LR), k=2)
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

@@ -501,3 +501,8 @@ def test_numpy_arrays_still_apply_value_ops_entrywise():
     assert out.dtype == object and [e.data for e in out] == [2.0, 6.0]
     out = np.array([1.0, 3.0]) + v
     assert [e.data for e in out] == [3.0, 5.0]
+
+
+def test_item_gives_the_number_as_a_tensor_s_does():
+    loss = (Value(1.5) * 2.0).tanh()
+    assert loss.item() == loss.data == math.tanh(3.0) and type(loss.item()) is float

@@ -89,6 +89,7 @@ def asarray_keeping_graphs(data) -> np.ndarray:
     finally:
         _CONVERTING[0] = False
 
+
 def refuse_masked(data, what: str = "") -> None:
     """:class:`RefusedConversion` for a numpy masked array: its conversion keeps the numbers
     under the mask and drops the mask, so a masked target would count the entries meant to

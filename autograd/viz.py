@@ -614,7 +614,6 @@ def _arrived(p):
     return type(p)._grad_norm(p.grad)
 
 
-
 _DECADES = 4.0  # edges 10,000 times smaller than the largest get the thinnest, palest line
 _RAMP = ((0.85, 0.85, 0.85), (0.96, 0.62, 0.33), (0.55, 0.0, 0.0))  # light grey, orange, dark red
 

@@ -79,10 +79,7 @@ class ValueBackend:
             raise TypeError("engine='value' got a Tensor; use engine='tensor' for Tensors")
         if isinstance(x, Value):
             return np.array(x, dtype=object)
-        try:
-            arr = asarray_keeping_graphs(x)
-        except RefusedConversion as e:  # a list holding Tensors (its numbers alone would cut the graph), a masked array
-            raise TypeError(f"engine='value' {e}") from None
+        arr = _as_numbers(x, "engine='value' ")
         if arr.dtype != object:  # numbers (bools and ints included) become float constants
             arr = real_array(arr)  # complex numbers, strings: an error, as on Tensors
         arr = arr.astype(object)
@@ -213,15 +210,21 @@ def plain_array(x, what: str) -> np.ndarray:
     list."""
     if isinstance(x, (Tensor, Value)):
         raise TypeError(f"{what} must be numbers (a numpy array or list), not a {type(x).__name__}")
-    try:
-        arr = asarray_keeping_graphs(x)
-    except RefusedConversion as e:
-        raise TypeError(f"{what}: {e}") from None
-    except ValueError as e:  # a ragged list
-        raise ValueError(f"{what}: expected a regular array of numbers: {e}") from None
+    arr = _as_numbers(x, f"{what}: ")
     if arr.dtype == object and any(isinstance(v, (Tensor, Value)) for v in arr.flat):
         raise TypeError(f"{what} must be numbers, not graph nodes (pass plain numbers, e.g. nn.detach(...) or .data)")
     return arr
+
+
+def _as_numbers(x, where: str) -> np.ndarray:
+    """``asarray_keeping_graphs(x)``, its refusals (a list holding Tensors, whose numbers alone
+    would cut their graph; a masked array) and a ragged list's error with ``where`` in front."""
+    try:
+        return asarray_keeping_graphs(x)
+    except RefusedConversion as e:
+        raise TypeError(f"{where}{e}") from None
+    except ValueError as e:  # a ragged list
+        raise ValueError(f"{where}expected a regular array of numbers: {e}") from None
 
 
 def real_array(x, what: str = "") -> np.ndarray:
@@ -238,12 +241,7 @@ def real_array(x, what: str = "") -> np.ndarray:
     if isinstance(x, Tensor):  # a Tensor given as numbers (a state value): its numbers
         x = x.data
     where = f"{what}: " if what else ""
-    try:
-        arr = asarray_keeping_graphs(x)
-    except RefusedConversion as e:  # a list holding Tensors (its numbers alone would cut their graph), a masked array
-        raise TypeError(f"{where}{e}") from None
-    except ValueError as e:  # a ragged list
-        raise ValueError(f"{where}expected a regular array of numbers: {e}") from None
+    arr = _as_numbers(x, where)
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{where}expected real numbers, got an array of dtype {arr.dtype}")
     if arr.dtype.kind == "O":  # numpy's cast would make None a NaN, parse "2.5" and read a Value's number

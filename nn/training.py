@@ -44,9 +44,10 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
 
     Returns the chunk losses; with ``return_state=True``, ``(losses, h)``, where ``h`` is the
     last chunk's final state, detached: pass it as ``h0`` to go on along the same sequence
-    (the next part of a long text, say) in a later call. A non-finite loss, or a finite loss with a non-finite gradient,
-    stops training before that chunk updates any parameter (earlier chunks' updates stay),
-    with an error naming the chunk, its steps (and the parameters) and the last finite loss.
+    (the next part of a long text, say) in a later call. A non-finite loss, or a finite loss
+    with a non-finite gradient, stops training before that chunk updates any parameter
+    (earlier chunks' updates stay), with an error naming the chunk, its steps (and the
+    parameters) and the last finite loss.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")

@@ -61,9 +61,11 @@ Options (all keyword-only):
   changed in place (an optimizer step); drawing leaves every gradient as it was;
 * ``collapse`` (False): every time-step box (scope tag ``t=<number>``) becomes one node that
   lists the ops inside and counts its edges in and out; layer boxes and shared leaves stay,
-  and the edges between two drawn nodes merge into one, labelled ``×k`` for k uses (their
-  gradient sizes combine as an L2 norm); outside the gradient view, Graphviz bundles edges
-  that share an end;
+  and the entries of one array that feed the steps (leaves labelled ``W_hh[0,0]``,
+  ``W_hh[0,1]``, ...: a value-engine weight) become one node, ``W_hh`` over ``8×8 entries``
+  and their data and gradients as for a Tensor; the edges between two drawn nodes merge into
+  one, labelled ``×k`` for k uses (their gradient sizes combine as an L2 norm); outside the
+  gradient view, Graphviz bundles edges that share an end;
 * ``max_nodes`` (600; None for no limit), ``max_steps`` (24; None for no limit) and
   ``on_overflow`` ("raise" or "collapse"): a drawing of more nodes, or one that would unfold a
   sequence of more time steps (whose layout time grows with the square of their number: see
@@ -103,6 +105,7 @@ MAX_NODES = 600
 MAX_STEPS = 24
 RANKDIRS = ("LR", "TB", "RL", "BT")
 _STEP_TAG = re.compile(r"t=\d+")
+_ENTRY = re.compile(r"(.+)\[(\d+(?:,\d+)*)\]")  # an entry of an array: W_hh[0,1]
 
 NO_DOT = (
     "Graphviz's dot program was not found on PATH, so the graph cannot be rendered: install it "
@@ -362,8 +365,9 @@ class _Boxes:
     """The box tree (one box per scope prefix), the shared leaves, and the time steps:
     ``steps[k]`` is the k-th outermost time-step box (tag ``t=<number>``) in drawing order,
     ``step_nodes[k]`` the nodes inside it, ``step_of[i]`` the step holding node i (or -1).
-    ``rep[i]`` is what draws node i: i itself, or ``n + k`` once step k is folded; ``drawn``
-    is the number of nodes drawn."""
+    ``rep[i]`` is what draws node i: i itself, ``n + k`` once step k is folded, or
+    ``n + len(steps) + g`` for the g-th group of ``entries`` (the entries of one array, drawn
+    as one node once the steps are folded); ``drawn`` is the number of nodes drawn."""
 
     def __init__(self, graph: _Graph):
         self.graph = graph
@@ -375,6 +379,7 @@ class _Boxes:
             box = boxes.get(where) or self._make(where, boxes)
             box.nodes.append(i)
             place[i] = box
+        self.box_of = place
         # sibling boxes are drawn in the order of their first op (time order for an unrolled
         # loop); a box that holds only leaves comes after all of those
         is_op = graph.is_op
@@ -391,6 +396,7 @@ class _Boxes:
         self.drawn = n
         self.folded = False
         self.step_labels: list[str] = []
+        self.entries: list[tuple[str, list[int]]] = []
 
     def _make(self, where: tuple, boxes: dict) -> _Box:
         parent = boxes.get(where[:-1]) or self._make(where[:-1], boxes)
@@ -412,9 +418,16 @@ class _Boxes:
             self.step_nodes.append(inside)
 
     def fold_steps(self) -> None:
-        """Draw every time-step box, with all it holds, as one node."""
+        """Draw every time-step box, with all it holds, as one node, and the entries of each
+        array left outside the steps (``W_hh[0,0]``, ``W_hh[0,1]``, ... on the value engine)
+        as one node: each entry feeds every step, so that drawn one by one they would make
+        entries x steps edges, more than Graphviz lays out in minutes."""
         order, n = self.graph.order, len(self.graph.order)
         self.rep = [i if k < 0 else n + k for i, k in enumerate(self.step_of)]
+        self.entries = self._entry_groups()
+        for g, (_, members) in enumerate(self.entries):
+            for i in members:
+                self.rep[i] = n + len(self.steps) + g
         ins, outs = [0] * len(self.steps), [0] * len(self.steps)
         for j, i, _ in self.graph.edges:
             a, b = self.step_of[j], self.step_of[i]
@@ -427,8 +440,28 @@ class _Boxes:
                             for k, (box, inside) in enumerate(zip(self.steps, self.step_nodes))]
         for box in self.steps:
             box.folded = True
-        self.drawn = n - sum(map(len, self.step_nodes)) + len(self.steps)
+        self.drawn = (n - sum(map(len, self.step_nodes)) + len(self.steps)
+                      - sum(len(members) - 1 for _, members in self.entries))
         self.folded = True
+
+    def _entry_groups(self) -> list:
+        """``(name, members)`` for each set of two or more leaves that feed the steps from
+        outside, in one box, of one kind, labelled ``name[i,j,...]``: the entries of one array
+        (entries read outside the steps only, like a readout's, stay one by one)."""
+        graph, shared, step_of = self.graph, self.shared, self.step_of
+        feeds_steps = {j for j, i, _ in graph.edges if step_of[i] >= 0 > step_of[j]}
+        groups: dict[tuple, list[int]] = {}
+        for i in sorted(feeds_steps):
+            node = graph.order[i]
+            if not graph.is_op[i] and (m := _ENTRY.fullmatch(node.label or "")):
+                key = (m.group(1), id(self.box_of[i]), _node_kind(graph, shared, i))
+                groups.setdefault(key, []).append(i)
+        return [(key[0], members) for key, members in groups.items() if len(members) > 1]
+
+    def name(self, k: int) -> str:
+        """The DOT name of drawn node ``k`` (an index into ``rep``'s values)."""
+        n, steps = len(self.graph.order), len(self.steps)
+        return f"n{k}" if k < n else f"s{k - n}" if k < n + steps else f"e{k - n - steps}"
 
 
 def _placement(graph: _Graph) -> tuple[list, set]:
@@ -525,6 +558,34 @@ class _Text:
         if self.show_grad and node.grad is not type(node)._EMPTY_GRAD:
             lines += _numbers(node.grad, "grad ")
         return "\n".join(lines) or ("parameter" if parameter else "constant")
+
+
+    def entries(self, name: str, nodes: list) -> str:
+        """The text of the entries of one array, drawn as one node: e.g. ``W_hh`` over
+        ``8×8 entries`` and their data and gradients as for a Tensor of that shape."""
+        found = [tuple(map(int, _ENTRY.fullmatch(node.label).group(2).split(","))) for node in nodes]
+        shape = tuple(1 + max(column) for column in zip(*found)) if len({len(k) for k in found}) == 1 else ()
+        whole = shape and math.prod(shape) == len(set(found)) == len(found)
+        lines = [name if self.show_label else "", f"{'×'.join(map(str, shape))} entries" if whole
+                 else f"{len(nodes)} entries"]
+        shape = shape if whole else (len(nodes),)
+        where = found if whole else [(k,) for k in range(len(nodes))]
+
+        def gather(attribute: str) -> np.ndarray:
+            out = np.zeros(shape)  # (a gradient backward did not reach is a zero)
+            for index, node in zip(where, nodes):
+                value = getattr(node, attribute)
+                if value is not type(node)._EMPTY_GRAD or attribute == "data":
+                    out[index] = value
+            return out
+
+        if self.show_data:
+            lines += _numbers(gather("data"), "data ")
+        if self.changed and any(node in self.changed for node in nodes):
+            lines.append("changed in place after this graph was built")
+        if self.show_grad and any(node.grad is not type(node)._EMPTY_GRAD for node in nodes):
+            lines += _numbers(gather("grad"), "grad ")
+        return "\n".join(line for line in lines if line)
 
 
 def _numbers(x, head: str) -> list:
@@ -665,17 +726,25 @@ def _node_kind(graph: _Graph, shared: set, i: int) -> str:
 def _dot_body(graph: _Graph, boxes: _Boxes, text: _Text, flows, group: bool, edge_labels: bool,
               steps_per_row: int | None, rankdir: str):
     """The DOT statements (nodes inside nested clusters, then edges) and the number of edges."""
-    order, n = graph.order, len(graph.order)
+    order = graph.order
     if not (boxes.folded and steps_per_row and any(box.column >= steps_per_row for box in boxes.steps)):
         steps_per_row = None  # no row to wrap (boxes cannot be stacked in order: only folded steps wrap)
     lines = []
     clusters = itertools.count()  # box numbers (a small graph may sit in more boxes than it has nodes)
 
+    first_entries = {members[0]: (name, members) for name, members in boxes.entries}
+
     def write(box: _Box, indent: str) -> None:
         for i in box.nodes:
+            if boxes.rep[i] != i and i not in first_entries:
+                continue  # an entry of an array, drawn with the first one
             kind = _node_kind(graph, boxes.shared, i)
-            label = text(order[i], kind.endswith("parameter"))
-            lines.append(f"{indent}n{i} [label={_quote(label)} {_NODE_STYLE[kind]}]\n")
+            if i in first_entries:
+                name, members = first_entries[i]
+                label = text.entries(name, [order[j] for j in members])
+            else:
+                label = text(order[i], kind.endswith("parameter"))
+            lines.append(f"{indent}{boxes.name(boxes.rep[i])} [label={_quote(label)} {_NODE_STYLE[kind]}]\n")
         for child in box.sorted_children():
             if child.folded:
                 lines.append(f"{indent}s{child.step} [label={_quote(boxes.step_labels[child.step])} "
@@ -694,7 +763,7 @@ def _dot_body(graph: _Graph, boxes: _Boxes, text: _Text, flows, group: bool, edg
     write(boxes.top, "\t")
     lines += _time_order(graph, boxes, steps_per_row, rankdir in ("LR", "RL"))
     edges = _drawn_edges(graph, boxes, flows)
-    lines += _edge_lines(edges, n, _rows(boxes, steps_per_row), flows is not None, edge_labels)
+    lines += _edge_lines(edges, boxes.name, _rows(boxes, steps_per_row), flows is not None, edge_labels)
     return lines, len(edges)
 
 
@@ -724,7 +793,7 @@ def _merge(sizes: list):
     return known[0] if len(known) == 1 else math.hypot(*known)
 
 
-def _edge_lines(edges: list, n: int, rows, gradient_view: bool, edge_labels: bool) -> list:
+def _edge_lines(edges: list, name, rows, gradient_view: bool, edge_labels: bool) -> list:
     largest = max((e[3] for e in edges if e[3] is not None and 0.0 < e[3] < math.inf), default=1.0)
     lines = []
     for a, b, uses, size in edges:
@@ -746,8 +815,7 @@ def _edge_lines(edges: list, n: int, rows, gradient_view: bool, edge_labels: boo
                 xlabel.append(f"{size:.3g}")
         if xlabel:  # one xlabel: of two, Graphviz keeps only the last
             attrs.append(f'xlabel="{" ".join(xlabel)}"')
-        tail = f"n{a}" if a < n else f"s{a - n}"
-        head = f"n{b}" if b < n else f"s{b - n}"
+        tail, head = name(a), name(b)
         lines.append(f"\t{tail} -> {head} [{' '.join(attrs)}]\n" if attrs else f"\t{tail} -> {head}\n")
     return lines
 
@@ -812,9 +880,9 @@ def _stacked_rows(boxes: _Boxes, steps_per_row, upward: bool) -> list:
 
 
 def _rows(boxes: _Boxes, steps_per_row):
-    """For every drawn node (nodes, then folded steps): ``(its step's box, row)`` if it is in
-    a time step, else None; or None if no sequence is long enough to wrap."""
+    """For every drawn node (nodes, folded steps, then arrays of entries): ``(its step's box,
+    row)`` if it is in a time step, else None; or None if no sequence is long enough to wrap."""
     if not steps_per_row:
         return None
     keys = [(id(box.parent), box.column // steps_per_row) for box in boxes.steps]
-    return [keys[k] if k >= 0 else None for k in boxes.step_of] + keys
+    return [keys[k] if k >= 0 else None for k in boxes.step_of] + keys + [None] * len(boxes.entries)

@@ -289,8 +289,8 @@ def test_collapse_folds_each_time_step_into_one_node(engine):
         counts = ", ".join(f"{op} {ops.count(op)}" for op in dict.fromkeys(ops))
         text = node["label"].replace("\n", ", ")
         assert text.startswith(f"{title}: {len(ops)} ops, {counts}")
-    # shared parameters stay, one per layer (per entry on the value engine)
-    assert len(folded.named("cells.1.W_hh" if engine == "tensor" else "cells.1.W_hh[0,1]")) == 1
+    # shared parameters stay, one per layer (on the value engine, one for all the entries)
+    assert len(folded.named("cells.1.W_hh")) == 1
 
 
 def test_collapse_labels_and_merged_edges_by_hand():
@@ -308,6 +308,36 @@ def test_collapse_labels_and_merged_edges_by_hand():
     dot = parse(draw_graph(out, collapse=True))
     between = [a.get("label") for t, h, a in dot.edges if (t, h) in (("s0", "s1"), ("s1", "s2"))]
     assert between == ["×4", "×4"]  # h_{t-1}[i] * W_hh[i, j] for i, j in 2 x 2
+
+
+def test_collapse_draws_the_entries_of_a_value_engine_parameter_as_one_node():
+    # Each entry of W_hh feeds every step: drawn one by one, 30 steps of 8 hidden units made
+    # 2,990 edges, which dot took 398 s to lay out. One node per array: arrays x steps edges.
+    T, hidden = 30, 8
+    rnn, (out, h_n) = rnn_output("value", T=T, hidden=hidden)
+    loss = sum(h_n.ravel())
+    loss.backward()
+    drawing = draw_graph(loss, collapse=True)
+    dot = parse(drawing)
+    weights, grads = rnn.state_dict(), rnn.grad_dict()
+    steps = [f"s{k}" for k in range(T)]
+    for name, uses in (("W_xh", 2 * hidden), ("W_hh", hidden * hidden), ("b_h", hidden)):
+        (node,) = dot.named(f"cells.0.{name}")
+        w, g = weights[f"cells.0.{name}"], grads[f"cells.0.{name}"]
+        shape = "×".join(map(str, w.shape))
+        assert dot.nodes[node]["label"].split("\n") == [
+            f"cells.0.{name}", f"{shape} entries",
+            f"data mean {w.mean():.4g}", f"range [{w.min():.4g}, {w.max():.4g}]",
+            f"grad mean {g.mean():.4g}", f"range [{g.min():.4g}, {g.max():.4g}]"]
+        assert dot.nodes[node]["shape"] == "hexagon" and dot.nodes[node]["boxes"] == ("layer 0",)
+        assert sorted((h, a["label"]) for _, h, a in dot.out_edges(node)) == sorted((s, f"×{uses}") for s in steps)
+    assert not [k for k, a in dot.nodes.items() if "[" in a["label"].split("\n")[0]]  # no entry is left alone
+    # arrays into steps, step into step, and the sum (0 + h[0]) + h[1] ... of the last state
+    assert drawing.edge_count == len(dot.edges) == 3 * T + (T - 1) + hidden + hidden
+    # unfolded, the entries are drawn one by one, each with its own edges
+    rnn, (out, h_n) = rnn_output("value", T=3, hidden=2)
+    unfolded = parse(draw_graph(h_n))
+    assert len([k for k, a in unfolded.nodes.items() if a["label"].startswith("cells.0.W_hh[")]) == 4
 
 
 def test_size_guard_suggests_collapse_or_collapses():
@@ -473,6 +503,12 @@ def test_gradient_view_collapsed_merges_sizes_as_a_norm():
     (attrs,) = [a for t, h, a in folded.edges if (t, h) == ("s0", "s1")]
     assert attrs["label"] == "×4" and attrs["dir"] == "back"
     assert flow(attrs) == pytest.approx(math.sqrt(sum(s * s for s in between)), rel=1e-5)
+    # so do the edges of the entries of W_hh into a step: W_hh[i,j] * h_1[i] for the 4 entries
+    entries = {k for k, a in full.nodes.items() if a["label"].startswith("cells.0.W_hh[")}
+    into_t2 = [flow(a) for t, h, a in full.edges if t in entries and step[h] == "t=2"]
+    assert len(into_t2) == 4
+    (attrs,) = [a for t, h, a in folded.edges if (t, h) == (folded.named("cells.0.W_hh")[0], "s1")]
+    assert flow(attrs) == pytest.approx(math.sqrt(sum(s * s for s in into_t2)), rel=1e-5)
 
 
 def test_gradient_view_needs_a_backward_pass():

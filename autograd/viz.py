@@ -66,14 +66,16 @@ Options (all keyword-only):
   and their data and gradients as for a Tensor; the edges between two drawn nodes merge into
   one, labelled ``×k`` for k uses (their gradient sizes combine as an L2 norm); outside the
   gradient view, Graphviz bundles edges that share an end;
-* ``max_nodes`` (600; None for no limit), ``max_steps`` (24; None for no limit) and
-  ``on_overflow`` ("raise" or "collapse"): a drawing of more nodes, or one that would unfold a
-  sequence of more time steps (whose layout time grows with the square of their number: see
-  ``MAX_STEPS``), raises a ValueError that suggests ``collapse=True``, or collapses itself.
+* ``max_nodes`` (600), ``max_edges`` (1,000), ``max_steps`` (24), each None for no limit, and
+  ``on_overflow`` ("raise" or "collapse"): a drawing of more nodes or edges, or one that would
+  unfold a sequence of more time steps (whose layout time grows with the square of their
+  number: see ``MAX_STEPS``), raises a ValueError that suggests ``collapse=True``, or
+  collapses itself; a folded drawing still too big raises, saying what to change.
 
-The DOT text is deterministic: nodes are numbered ``n0, n1, ...`` in topological order and
-folded steps ``s0, s1, ...``, so the same graph gives the same text every time. Building it
-takes time linear in the size of the graph; only rendering needs Graphviz's ``dot`` program.
+The DOT text is deterministic: nodes are numbered ``n0, n1, ...`` in topological order,
+folded steps ``s0, s1, ...`` and arrays of entries ``e0, e1, ...``, so the same graph gives
+the same text every time. Building it takes time linear in the size of the graph; only
+rendering needs Graphviz's ``dot`` program.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ MAX_NODES = 600
 # (116 nodes) took 1.8 s to lay out, 30 steps 17 s, 40 steps a minute, and 100 had not
 # finished after 590 s; folded, 100 steps take under a second.
 MAX_STEPS = 24
+# NOTE: and its layout time grows steeply with the edges between few nodes: 15 folded steps
+# of a scalar RNN of 8 units whose 64 weights each feed every step (990 edges) took 10-16 s,
+# 20 steps (1,315 edges) 76 s; 665 edges took 1 s. Unfolded, 600 nodes have about 1,000.
+MAX_EDGES = 1000
 RANKDIRS = ("LR", "TB", "RL", "BT")
 _STEP_TAG = re.compile(r"t=\d+")
 _ENTRY = re.compile(r"(.+)\[(\d+(?:,\d+)*)\]")  # an entry of an array: W_hh[0,1]
@@ -162,7 +168,8 @@ def _needs_dot():
 def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_grad: bool = True,
                group: bool = True, rankdir: str = "LR", gradient_view: bool = False, edge_labels: bool = False,
                collapse: bool = False, max_nodes: int | None = MAX_NODES, on_overflow: str = "raise",
-               steps_per_row: int | None = 10, max_steps: int | None = MAX_STEPS) -> GraphDrawing:
+               steps_per_row: int | None = 10, max_steps: int | None = MAX_STEPS,
+               max_edges: int | None = MAX_EDGES) -> GraphDrawing:
     """The computation graph behind ``root`` (a Value, a Tensor, an object array of Values,
     or a list/tuple of those) as a :class:`GraphDrawing`, to show in Jupyter or to save::
 
@@ -173,7 +180,8 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
 
     The module docstring describes what is drawn, the styles, the layout and every option.
     """
-    _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps)
+    _check_options(rankdir, on_overflow, steps_per_row, max_nodes=max_nodes, max_steps=max_steps,
+                   max_edges=max_edges)
     roots = _roots(root)
     if gradient_view and all(r.grad is type(r)._EMPTY_GRAD for r in roots):
         raise RuntimeError(
@@ -187,7 +195,7 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
         for r in roots:
             refuse_changed(r, leaves, "draw_graph(gradient_view=True)")
     boxes = _Boxes(graph)
-    _fit(graph, boxes, collapse, max_nodes, on_overflow, max_steps)
+    _fit(graph, boxes, collapse, on_overflow, max_nodes, max_steps, max_edges)
     flows = _edge_flows(graph) if gradient_view else None
     text = _Text(show_label, show_data, show_grad, _changed_leaves(graph))
     body, edge_count = _dot_body(graph, boxes, text, flows, group, edge_labels, steps_per_row, rankdir)
@@ -233,14 +241,15 @@ def save_graph(root, path, **options) -> str:
     return str(path)
 
 
-def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: str, max_steps) -> None:
+def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, on_overflow: str, max_nodes, max_steps, max_edges) -> None:
     """Fold the time steps if asked to (or if the drawing is too big, more than ``max_nodes``
-    nodes or a sequence of more than ``max_steps`` unfolded steps, and ``on_overflow`` is
-    "collapse"); raise if the drawing is still too big."""
+    nodes, ``max_edges`` edges or a sequence of more than ``max_steps`` unfolded steps, and
+    ``on_overflow`` is "collapse"); raise if the drawing is still too big."""
     longest = 1 + max((box.column for box in boxes.steps), default=-1)  # steps in the longest sequence
     too_long = max_steps is not None and longest > max_steps
     if boxes.steps and (collapse or (on_overflow == "collapse" and (
-            too_long or (max_nodes is not None and boxes.drawn > max_nodes)))):
+            too_long or (max_nodes is not None and boxes.drawn > max_nodes)
+            or (max_edges is not None and len(graph.edges) > max_edges)))):
         boxes.fold_steps()  # (a graph with no time steps has nothing to fold)
     if too_long and not boxes.folded:
         raise ValueError(
@@ -250,39 +259,48 @@ def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, max_nodes, on_overflow: s
             "collapse=True to fold each step into one node (or on_overflow='collapse'), draw a "
             "shorter sequence, or pass max_steps=None"
         )
-    if max_nodes is None or boxes.drawn <= max_nodes:
-        return
+    if max_nodes is not None and boxes.drawn > max_nodes:
+        _too_many(graph, boxes, "nodes", boxes.drawn, max_nodes, "Graphviz slows down past a few thousand nodes")
+    edges = len(graph.edges) if not boxes.folded else len(
+        {(a, b) for a, b in ((boxes.rep[j], boxes.rep[i]) for j, i, _ in graph.edges) if a != b})
+    if max_edges is not None and edges > max_edges:
+        _too_many(graph, boxes, "edges", edges, max_edges,
+                  "Graphviz's layout time grows steeply with the edges: 990 took 10 s, 1,315 took 76 s")
+
+
+def _too_many(graph: _Graph, boxes: _Boxes, what: str, count: int, limit: int, why: str) -> None:
+    """Raise the error for a drawing of ``count`` nodes or edges (``what``), more than ``limit``,
+    saying what to do."""
     if not boxes.steps:
+        in_graph = len(graph.order) if what == "nodes" else count
         raise ValueError(
-            f"draw_graph: the graph has {len(graph.order):,} nodes, more than max_nodes={max_nodes:,}, and "
-            "no time steps to fold (scopes named 't=...'); pass a larger max_nodes (Graphviz slows "
-            "down past a few thousand nodes) or draw a smaller graph"
+            f"draw_graph: the graph has {in_graph:,} {what}, more than max_{what}={limit:,}, and no time "
+            f"steps to fold (scopes named 't=...'); pass a larger max_{what} ({why}) or draw a smaller graph"
         )
     if boxes.folded:
+        hint = "" if what == "nodes" else (
+            "; most come from leaves that feed every step: label the entries of one array "
+            "'W[0,0]', 'W[0,1]', ... to draw them as one node")
         raise ValueError(
-            f"draw_graph: even with every time step collapsed the drawing has {boxes.drawn:,} nodes "
-            f"(of {len(graph.order):,} in the graph), more than max_nodes={max_nodes:,}; pass a larger "
-            "max_nodes (Graphviz slows down past a few thousand nodes) or draw a shorter sequence"
+            f"draw_graph: even with every time step collapsed the drawing has {count:,} {what} (of "
+            f"{len(graph.order):,} nodes in the graph), more than max_{what}={limit:,}; pass a larger "
+            f"max_{what} ({why}) or draw a shorter sequence{hint}"
         )
     raise ValueError(
-        f"draw_graph: the graph has {len(graph.order):,} nodes, more than max_nodes={max_nodes:,}; "
-        "pass collapse=True to fold each time step into one node (or on_overflow='collapse'), "
-        "or a larger max_nodes"
+        f"draw_graph: the graph has {len(graph.order) if what == 'nodes' else count:,} {what}, more than "
+        f"max_{what}={limit:,}; pass collapse=True to fold each time step into one node "
+        f"(or on_overflow='collapse'), or a larger max_{what}"
     )
 
 
-def _check_options(rankdir, max_nodes, on_overflow, steps_per_row, max_steps) -> None:
+def _check_options(rankdir, on_overflow, steps_per_row, **limits) -> None:
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw_graph: rankdir must be one of {list(RANKDIRS)}, got {rankdir!r}")
     if on_overflow not in ("raise", "collapse"):
         raise ValueError(f"draw_graph: on_overflow must be 'raise' or 'collapse', got {on_overflow!r}")
-    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1):
-        raise ValueError(f"draw_graph: max_nodes must be a positive int or None, got {max_nodes!r}")
-    if steps_per_row is not None and (isinstance(steps_per_row, bool) or not isinstance(steps_per_row, int)
-                                      or steps_per_row < 1):
-        raise ValueError(f"draw_graph: steps_per_row must be a positive int or None, got {steps_per_row!r}")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-        raise ValueError(f"draw_graph: max_steps must be a positive int or None, got {max_steps!r}")
+    for name, value in {"steps_per_row": steps_per_row, **limits}.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"draw_graph: {name} must be a positive int or None, got {value!r}")
 
 
 def _roots(obj) -> list:

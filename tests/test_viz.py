@@ -340,6 +340,36 @@ def test_collapse_draws_the_entries_of_a_value_engine_parameter_as_one_node():
     assert len([k for k, a in unfolded.nodes.items() if a["label"].startswith("cells.0.W_hh[")]) == 4
 
 
+def test_the_edge_guard_refuses_a_drawing_dot_would_take_minutes_over():
+    # A hand-written scalar RNN whose weights w_i_j (not w[i,j]) each feed every step: folded,
+    # 20 steps of 8 units make 1,315 edges, which dot took 76 s to lay out.
+    T, hidden = 20, 8
+    W = [[Value(0.1 * (i - j), label=f"w_{i}_{j}") for j in range(hidden)] for i in range(hidden)]
+    h = [Value(0.0) for _ in range(hidden)]
+    for t in range(1, T + 1):
+        with scope(f"t={t}"):
+            h = [sum((W[i][j] * h[i] for i in range(hidden)), Value(0.5)).tanh() for j in range(hidden)]
+    loss = sum(h)
+    edges = hidden * hidden * T + (T - 1) + hidden + hidden  # weights into steps, steps, the sum
+    with pytest.raises(ValueError, match=rf"even with every time step collapsed the drawing has {edges:,} edges "
+                                         r".*more than max_edges=1,000; .*label the entries of one array"):
+        draw_graph(loss, collapse=True)
+    assert draw_graph(loss, collapse=True, max_edges=None).edge_count == edges
+    unfolded_edges = len({(p, v) for v in graph_nodes(loss) for p in v._prev})
+    with pytest.raises(ValueError, match=rf"the graph has {unfolded_edges:,} edges, more than max_edges=1,000; "
+                                         "pass collapse=True"):
+        draw_graph(loss, max_nodes=None, max_steps=None)
+    with pytest.raises(ValueError, match="max_edges must be a positive int or None, got 0"):
+        draw_graph(loss, max_edges=0)
+    # labelled as the entries of one array, the weights are one node with an edge into each step
+    for i, row in enumerate(W):
+        for j, w in enumerate(row):
+            w.label = f"w[{i},{j}]"
+    drawing = draw_graph(loss, collapse=True)
+    assert drawing.edge_count == T + (T - 1) + hidden + hidden
+    assert parse(drawing).named("w") and "8×8 entries" in drawing.source
+
+
 def test_size_guard_suggests_collapse_or_collapses():
     _, out = rnn_output("value", T=3)
     n = len(graph_nodes(*flat_roots(out)))

@@ -149,6 +149,23 @@ class Tensor(Node):
     __slots__ = ("requires_grad", "_params", "_borrowed")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * Tensor -> Tensor
 
+    def __array_function__(self, func, types, args, kwargs):
+        """numpy functions (``np.dot(t, w)``, ``np.stack([a, b])``, ``np.sum(t)``) are refused,
+        saying what to use: they would compute on the numbers alone, and the result would
+        leave the graph without a word, so no gradient would flow back through it. Those
+        whose result is meant as plain numbers answer, on the data: the shape (``np.shape``),
+        a copy (``np.copy``, as ``np.array(t)``), comparisons (``np.allclose``), saving."""
+        name = func.__name__
+        if name in _NUMPY_READING:
+            return func(*[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        module = getattr(func, "__module__", "numpy") or "numpy"
+        instead = _NUMPY_INSTEAD.get(name, "the Tensor's own ops (+ - * / ** @, t.sum(), t.tanh(), ...)")
+        raise TypeError(
+            f"{module}.{name} got a Tensor: numpy would compute on its numbers alone and the result "
+            f"would not be in the graph, so no gradient would flow back through it. Use {instead}; "
+            "or pass t.data for plain numbers (no gradient)"
+        )
+
     def __init__(self, data, requires_grad: bool = False, label: str = "", dtype=None):
         src = _as_array(data)
         if dtype is None:
@@ -558,7 +575,9 @@ def _apply(prim: Primitive, *args, **params) -> Tensor:
                     like = t.data
                     break
             inputs = tuple([t if type(t) is Tensor else _operand(t, like) for t in args])
-            if prim.arity in (1, 2, 3):  # every input a Tensor now: the op's written-out apply
+            # every input a Tensor now (not a subclass, which would come back here): the
+            # op's written-out apply
+            if prim.arity in (1, 2, 3) and all(type(t) is Tensor for t in inputs):
                 return prim.apply(*inputs, **params)
             break
     try:
@@ -1109,20 +1128,41 @@ def _ndim(x) -> int:
     return np.ndim(x.data if isinstance(x, Tensor) else x)
 
 
+_NUMPY_READING = frozenset((  # numpy functions that read a Tensor's numbers out, and answer
+    "shape", "ndim", "size", "copy", "array_equal", "array_equiv", "allclose", "isclose",
+    "array2string", "array_repr", "array_str", "save", "savez", "savez_compressed", "savetxt"))
+_NUMPY_INSTEAD = {  # what to use for a numpy function refused on a Tensor (Tensor.__array_function__)
+    **dict.fromkeys(("dot", "matmul", "inner", "vdot"), "a @ b"),
+    "einsum": "@, * and t.sum(axis) (einsum has no Tensor form)",
+    "outer": "a.reshape(-1, 1) * b",
+    "stack": "autograd.stack(tensors, axis)",
+    **dict.fromkeys(("concatenate", "concat", "hstack", "vstack"), "autograd.concat(tensors, axis)"),
+    "sum": "t.sum(axis)", "mean": "t.mean(axis)", **dict.fromkeys(("max", "amax"), "t.max(axis)"),
+    "clip": "t.clip(low, high)", "reshape": "t.reshape(shape)", "transpose": "t.transpose() or t.T",
+    "where": "a mask as numbers: mask * a + (1 - mask) * b",
+    "norm": "(t * t).sum() ** 0.5",
+    "tanh": "t.tanh()", "exp": "t.exp()", "log": "t.log()",
+}
+
+
 def _index(index):
-    """Normalise an index: Tensors become their data, lists become integer arrays, and a numpy
-    array is copied: backward reads the index again, so writing to the caller's array later
-    would send the gradient to other entries."""
+    """Normalise an index: lists become integer arrays, and a numpy array is copied: backward
+    reads the index again, so writing to the caller's array later would send the gradient to
+    other entries. A Tensor is refused: its data is float, so a mask made into a Tensor holds
+    0.0 and 1.0, and nothing tells positions from a mask."""
     if type(index) is int or type(index) is slice:
         return index
     items = index if isinstance(index, tuple) else (index,)
     norm = []
     for k in items:
-        if isinstance(k, Tensor):  # its data is float: integral values are taken as indices
-            if not np.array_equal(k.data, np.round(k.data)):
-                raise IndexError("a Tensor used as an index must hold whole numbers")
-            k = k.data.astype(np.intp)
-        elif isinstance(k, list):
+        if isinstance(k, Tensor):
+            raise IndexError(
+                f"a Tensor cannot index a Tensor (got one of shape {k.data.shape}): its data is float, so "
+                "a boolean mask made into a Tensor holds 0.0 and 1.0 and would be taken for positions. "
+                "Index with a numpy array: a bool array for a mask (t.data > 0.5), integers for "
+                "positions (t.data.astype(int))"
+            )
+        if isinstance(k, list):
             k = np.asarray(k) if k else np.zeros(0, np.intp)
         elif isinstance(k, np.ndarray):
             refuse_masked(k, "a Tensor index")

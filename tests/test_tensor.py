@@ -1472,3 +1472,67 @@ def test_an_index_array_is_copied_so_writing_to_it_later_changes_no_gradient(kin
     y.backward()
     np.testing.assert_array_equal(x.grad, [[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]])
     np.testing.assert_array_equal(picked.data, 0.0)
+
+
+# --- what would leave the graph without a word is refused -------------------------------------
+NUMPY_ON_A_TENSOR = [  # a numpy function on x, and the use the refusal names instead
+    (lambda x: np.dot(x, np.ones(3)), "a @ b"),
+    (lambda x: np.einsum("i,i", x, x), "einsum has no Tensor form"),
+    (lambda x: np.outer(x, x), "a.reshape(-1, 1) * b"),
+    (lambda x: np.stack([x, x]), "autograd.stack(tensors, axis)"),
+    (lambda x: np.concatenate([x, x]), "autograd.concat(tensors, axis)"),
+    (lambda x: np.sum(x), "t.sum(axis)"),
+    (lambda x: np.mean(x), "t.mean(axis)"),
+    (lambda x: np.max(x), "t.max(axis)"),
+    (lambda x: np.clip(x, 0.0, 1.0), "t.clip(low, high)"),
+    (lambda x: np.where(x.data > 1.5, x, 0.0), "mask * a + (1 - mask) * b"),
+    (lambda x: np.linalg.norm(x), "(t * t).sum() ** 0.5"),
+    (lambda x: np.cumsum(x), "the Tensor's own ops"),
+    (lambda x: np.sort(x), "the Tensor's own ops"),
+]
+
+
+@pytest.mark.parametrize("call, instead", NUMPY_ON_A_TENSOR, ids=[i for i, _ in enumerate(NUMPY_ON_A_TENSOR)])
+def test_numpy_functions_that_would_drop_the_graph_are_refused_saying_what_to_use(call, instead):
+    # np.dot(x, w) gave plain numbers: (x * np.dot(x, 1)).sum() then had gradient sum(x), not 2 sum(x)
+    x = leaf([1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match=r"numpy(\.linalg)?\.\w+ got a Tensor: numpy would compute on its numbers "
+                                        rf"alone .* Use .*{re.escape(instead)}"):
+        call(x)
+
+
+def test_the_graph_way_of_a_refused_numpy_function_gives_the_true_gradient():
+    x = leaf([1.0, 2.0, 3.0])
+    (x * (x @ np.ones(3))).sum().backward()  # (sum x)^2
+    np.testing.assert_array_equal(x.grad, [12.0, 12.0, 12.0])
+    # numpy functions meant to read the numbers out answer on the data
+    assert np.shape(x) == (3,) and np.ndim(x) == 1 and np.size(x) == 3
+    assert np.allclose(x, [1.0, 2.0, 3.0]) and np.array_equal(x, np.array([1.0, 2.0, 3.0]))
+    assert type(np.copy(x)) is np.ndarray and np.copy(x) is not x.data
+
+
+def test_a_tensor_as_an_index_is_refused_since_a_mask_and_positions_look_alike():
+    # Tensor([True, False, True]) holds 1.0, 0.0, 1.0, which were taken as positions 1, 0, 1
+    x = leaf([10.0, 20.0, 30.0])
+    with pytest.raises(IndexError, match=r"a Tensor cannot index a Tensor \(got one of shape \(3,\)\).*"
+                                         r"a bool array for a mask \(t.data > 0.5\)"):
+        x[Tensor([True, False, True])]
+    with pytest.raises(IndexError, match="a Tensor cannot index"):
+        x[1:, Tensor([0.0])]
+    picked = x[np.array([True, False, True])]
+    (picked * np.array([2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(picked.data, [10.0, 30.0])
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 3.0])
+
+
+def test_a_subclass_of_tensor_runs_every_op_as_a_tensor_does():
+    # every op on a subclass went back and forth between the fast and the general apply
+    class Named(Tensor):
+        __slots__ = ()
+
+    a, b = Named([0.5, -1.0], requires_grad=True), leaf([3.0, 4.0])
+    y = (a * b + a.tanh() + 2.0 * a + addmm(a, a[None, :], np.eye(2))[0]).sum()
+    y.backward()
+    np.testing.assert_allclose(a.grad, b.data + (1 - np.tanh(a.data) ** 2) + 2.0 + 2.0, rtol=1e-15)
+    np.testing.assert_array_equal(b.grad, a.data)
+    assert type(y) is Tensor

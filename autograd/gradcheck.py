@@ -107,7 +107,8 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     it closes over), are left as they were. On a mismatch it raises
     :class:`GradcheckError`, whose message is the report table, unless
     ``raise_on_failure=False``, in which case it returns the report with ``ok == False``.
-    Finite differences need float64: check float32 graphs in float64.
+    Finite differences need float64: a float32 input is refused (check float32 graphs in
+    float64).
     """
     import numpy as np
 
@@ -138,6 +139,7 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
             raise ValueError(
                 f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from"
             )
+        _refuse_narrow(x.data, f"input {i} ({x._describe()})")
 
     with enable_grad():
         out = f(*inputs)
@@ -182,6 +184,19 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
     if raise_on_failure and not report.ok:
         raise GradcheckError(report)
     return report
+
+
+def _refuse_narrow(data, what: str) -> None:
+    """A float32 (or float16) input is refused: central differences in it keep only
+    a few digits (float32's machine epsilon is 1.2e-7), so right gradients would show as
+    mismatches."""
+    dtype = getattr(data, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
+        raise ValueError(
+            f"gradcheck: {what} is {dtype}: central differences in {dtype} keep only a few digits, so "
+            "a right gradient would be reported as a mismatch. Check the graph in float64 (e.g. "
+            "Tensor(x.data.astype(np.float64), requires_grad=True), and float64 parameters)"
+        )
 
 
 def _central_difference(x: Node, index: tuple, eps: float, F) -> float:

@@ -408,6 +408,11 @@ class Node:
     def _summary(self) -> str:
         return self._summarize(self.data)
 
+    def _how_to_reset(self) -> str:
+        """How to reset this node's gradient by hand, for error messages: its kind's own
+        "not reached yet" (0.0 for a Value, None for a Tensor)."""
+        return f"Reset gradients with zero_grad(), or set the {type(self).__name__}'s grad to {self._EMPTY_GRAD!r}"
+
     @staticmethod
     def _summarize(x) -> str:
         """A short line for numbers of this node kind (its data, or a gradient) in messages."""
@@ -868,8 +873,7 @@ class _Pass:
             except (TypeError, ValueError) as e:  # numpy's own subclasses take other arguments
                 raise (ValueError if isinstance(e, ValueError) else TypeError)(
                     f"backward(): cannot add this pass's gradient of {node._describe()} to the one "
-                    f"it already had ({e}). Reset gradients with zero_grad(), or set node.grad = 0.0 "
-                    "(None for a Tensor)"
+                    f"it already had ({e}). {node._how_to_reset()}"
                 ) from None
             if checked and not node._is_finite(total):
                 raise AnomalyError(

@@ -673,9 +673,7 @@ def _contributions(node, parents: list) -> list:
         except (TypeError, ValueError, AttributeError) as e:  # a gradient set by hand to the wrong thing
             raise (ValueError if isinstance(e, ValueError) else TypeError)(
                 f"draw_graph(gradient_view=True): cannot pass back the gradient of {node._describe()}: "
-                f"it holds {node.grad!r:.80} ({e}). "
-                "Reset gradients with zero_grad(), or set node.grad = 0.0 (None for a Tensor), and run "
-                "backward() again"
+                f"it holds {node.grad!r:.80} ({e}). {node._how_to_reset()}, and run backward() again"
             ) from None
     finally:
         for p, state in zip(parents, saved):

@@ -37,9 +37,7 @@ def _elementwise(name: str):
             return getattr(x, name)()
         if isinstance(x, np.ndarray) and x.dtype == object:
             return each_value(on_values, x, name)
-        raise TypeError(
-            f"{name}() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}"
-        )
+        raise _not_a_node(name, x)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Elementwise ``{name}`` on either engine."
@@ -64,7 +62,28 @@ def clip(x, low: float, high: float):
         return x.clip(low, high)
     if isinstance(x, np.ndarray) and x.dtype == object:
         return each_value(np.frompyfunc(lambda v: v.clip(low, high), 1, 1), x, "clip")
-    raise TypeError(f"clip() expects a Tensor, a Value or an object array of Values, got {type(x).__name__}")
+    raise _not_a_node("clip", x)
+
+
+def _not_a_node(name: str, x, what: str = "a Tensor, a Value or an object array of Values") -> TypeError:
+    """The error for ``name(x)`` on something that is neither engine's: plain numbers, say,
+    which would have no graph to differentiate."""
+    given = f"a numpy {x.dtype} array" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+    if isinstance(x, (np.ndarray, list, tuple, int, float)):
+        hint = (": plain numbers have no graph; make them a Tensor first (Tensor(x, requires_grad=True)) "
+                "or use numpy for values alone")
+    elif isinstance(x, Value):  # (softmax of one number is 1)
+        hint = ": put the Values along the axis in an object array, np.array([v1, v2, v3], dtype=object)"
+    else:
+        hint = ""
+    return TypeError(f"{name}() expects {what}, got {given}{hint}")
+
+
+def _data_of_values(z, name: str) -> np.ndarray:
+    """The numbers of an object array of Values (softmax's constant shift), refusing anything else."""
+    if not (isinstance(z, np.ndarray) and z.dtype == object):
+        raise _not_a_node(name, z, "a Tensor or an object array of Values (it runs along an axis)")
+    return each_value(np.frompyfunc(lambda v: v.data, 1, 1), z, name).astype(float)
 
 
 def addmm(c, a, b):
@@ -80,7 +99,7 @@ def log_softmax(z, axis: int = -1):
     z - max(z) - log(sum(exp(z - max(z)))), where max(z) is a constant shift."""
     if isinstance(z, Tensor):
         return z.log_softmax(axis)
-    shift = np.vectorize(lambda v: v.data, otypes=[float])(z).max(axis=axis, keepdims=True)
+    shift = _data_of_values(z, "log_softmax").max(axis=axis, keepdims=True)
     shifted = z - shift
     return shifted - log(exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -89,7 +108,7 @@ def softmax(z, axis: int = -1):
     """softmax(z) = exp(z - max z) / sum(exp(z - max z)) along ``axis``."""
     if isinstance(z, Tensor):
         return z.softmax(axis)
-    shift = np.vectorize(lambda v: v.data, otypes=[float])(z).max(axis=axis, keepdims=True)
+    shift = _data_of_values(z, "softmax").max(axis=axis, keepdims=True)
     e = exp(z - shift)
     return e / e.sum(axis=axis, keepdims=True)
 

@@ -177,6 +177,17 @@ def test_rejects_bad_inputs_and_outputs():
         gradcheck(lambda a: a.data, [x])
 
 
+def test_float32_is_refused_since_its_differences_would_report_a_right_gradient_as_wrong():
+    # x * x at 1.3 in float32: a numeric slope of 2.5625 against the analytic 2.6, a MISMATCH
+    x32 = Tensor(np.array([1.3], np.float32), requires_grad=True, label="x")
+    with pytest.raises(ValueError, match=r"gradcheck: input 0 \(x .*\) is float32: central differences in float32 "
+                                         r"keep only a few digits.*Check the graph in float64"):
+        gradcheck(lambda x: (x * x).sum(), [x32])
+    x64 = Tensor(x32.data.astype(np.float64), requires_grad=True)  # the way the message gives
+    report = gradcheck(lambda x: (x * x).sum(), [x64])
+    assert report.ok and report[0].analytic[0] == 2 * x64.data[0]
+
+
 def test_a_tensor_output_that_depends_on_no_input_reports_zero_gradients():
     # The output is a constant (cut by detach): backward cannot start from it, and the
     # report, asked for, says what the analytic gradient is, zero, against the numbers.

@@ -401,11 +401,16 @@ def test_a_gradient_of_the_wrong_kind_set_by_hand_is_named_and_nothing_changes(e
     (y.sum() if engine == "tensor" else y).backward()
     b.grad, c.grad = bad, (100.0 if engine == "value" else np.array([100.0]))
     before = [a.grad, b.grad, c.grad]
+    reset = "the Value's grad to 0.0" if engine == "value" else "the Tensor's grad to None"  # its kind's own
     with pytest.raises(error, match=r"backward\(\): cannot add this pass's gradient of b .* to the one it already "
-                                    r"had.*Reset gradients with zero_grad\(\)"):
+                                    rf"had.*Reset gradients with zero_grad\(\), or set {reset}$"):
         (y.sum() if engine == "tensor" else y).backward()
     for node, old in zip((a, b, c), before):
         assert node.grad is old
+    if engine == "tensor":  # 0.0, a Value's reset, is not a Tensor's: the error names the Tensor's
+        b.grad = 0.0
+        with pytest.raises(ValueError, match=r"got float of shape \(\)\). .*or set the Tensor's grad to None$"):
+            y.sum().backward()
 
 
 def test_anomaly_catches_an_overflow_when_a_pass_adds_to_earlier_gradients():

@@ -418,19 +418,38 @@ def test_detach_object_array_stops_the_gradient(shape):
     np.testing.assert_array_equal(backends.grad(h), 0.0)
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "exp", "log", "clip", "detach"])
+FUNCTIONS = ["tanh", "sigmoid", "relu", "exp", "log", "clip", "detach", "softmax", "log_softmax"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
 def test_functions_on_object_arrays_name_the_first_entry_that_is_not_a_value(name):
     f = {"clip": lambda x: nn.functional.clip(x, 0.0, 1.0), "detach": nn.detach}.get(
         name, getattr(nn.functional, name, None))
     values = np.array([Value(0.5), Value(2.0)], dtype=object)
-    np.testing.assert_array_equal(backends.data(f(values)), {
+    np.testing.assert_allclose(backends.data(f(values)), {
         "tanh": np.tanh([0.5, 2.0]), "sigmoid": 1 / (1 + np.exp([-0.5, -2.0])), "relu": [0.5, 2.0],
-        "exp": np.exp([0.5, 2.0]), "log": np.log([0.5, 2.0]), "clip": [0.5, 1.0], "detach": [0.5, 2.0]}[name])
+        "exp": np.exp([0.5, 2.0]), "log": np.log([0.5, 2.0]), "clip": [0.5, 1.0], "detach": [0.5, 2.0],
+        "softmax": np.exp([0.5, 2.0]) / np.exp([0.5, 2.0]).sum(),
+        "log_softmax": np.log(np.exp([0.5, 2.0]) / np.exp([0.5, 2.0]).sum())}[name], rtol=1e-15, atol=0)
     for bad, shown, at in [(np.array([Value(1.0), 2.5], dtype=object), "float 2.5", "(1,)"),
                            (np.array(None, dtype=object), "NoneType None", "()")]:
         with pytest.raises(TypeError, match=re.escape(f"{name}() expects an object array of Values, got {shown} "
                                                       f"at entry {at}")):
             f(bad)
+
+
+@pytest.mark.parametrize("name", [n for n in FUNCTIONS if n != "detach"])
+def test_functions_on_plain_numbers_say_they_have_no_graph(name):
+    # softmax of a float array or a list failed with an AttributeError from inside numpy
+    f = (lambda x: nn.functional.clip(x, 0.0, 1.0)) if name == "clip" else getattr(nn.functional, name)
+    for bad, shown in [(np.array([0.5, 2.0]), "a numpy float64 array"), ([0.5, 2.0], "a list"), (2.0, "a float")]:
+        with pytest.raises(TypeError, match=rf"{name}\(\) expects .*, got {shown}: plain numbers have no graph; "
+                                            r"make them a Tensor first"):
+            f(bad)
+    if name in ("softmax", "log_softmax"):  # along an axis: one Value has none
+        with pytest.raises(TypeError, match=rf"{name}\(\) expects a Tensor or an object array of Values \(it runs "
+                                            r"along an axis\), got a Value: put the Values along the axis in an"):
+            f(Value(1.0))
 
 
 class Wrapped(nn.Module):

@@ -240,7 +240,7 @@ class Tensor(Node):
     def _add_grads(a, b):
         if type(a) is not np.ndarray or a.shape != b.shape:  # a gradient set by hand
             raise ValueError(f"expected an array of shape {b.shape}, got {type(a).__name__} of shape {np.shape(a)}")
-        return np.add(a, b, out=np.empty_like(a))
+        return np.add(a, b, out=np.empty_like(b))  # in the pass's dtype, the tensor's: not one set by hand
 
     @staticmethod
     def _summarize(d) -> str:
@@ -1328,7 +1328,10 @@ def _addmm(c, a, b):
 
 
 def _max_vjp(g, out, x, axis, keepdims):
-    mask = x == _keep(out, axis, keepdims)
+    top = _keep(out, axis, keepdims)
+    mask = x == top
+    if np.isnan(top).any():  # np.max gives NaN where one is (NaN == NaN is false): the NaNs take the gradient
+        mask |= np.isnan(x)
     return _masked(_keep(g, axis, keepdims) / mask.sum(axis=axis, keepdims=True), mask)
 
 

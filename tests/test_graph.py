@@ -738,15 +738,27 @@ def test_backward_from_a_result_of_inputs_that_need_no_gradient_says_so():
         (Tensor([1.0]) * 2).sum().backward()
 
 
-def test_a_gradient_set_by_hand_that_numpy_cannot_add_into_names_the_node():
+def test_a_gradient_set_by_hand_that_numpy_cannot_add_to_names_the_node():
     a = Tensor([[1.0, 2.0]], requires_grad=True, label="a")
     y = (a * 2.0).sum()
     y.backward()
-    a.grad = np.ones((1, 2), dtype=int)  # numpy refuses to add floats into it in place
+    a.grad = np.array([["1", "1"]])  # strings: numpy refuses to add floats to them
     with pytest.raises(TypeError, match=r"backward\(\): cannot add this pass's gradient of a .* to the one it "
                                         r"already had"):
         y.backward()
-    np.testing.assert_array_equal(a.grad, [[1, 1]])
+    np.testing.assert_array_equal(a.grad, [["1", "1"]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_a_gradient_set_by_hand_in_another_dtype_sums_in_the_tensors_own(dtype):
+    # the sum was made in the dtype set by hand: a float64 leaf's gradients went on in float32
+    a = Tensor([[1.0, 2.0]], requires_grad=True)
+    y = (a / 3.0).sum()
+    a.grad = np.array([[0.1, 2.0]]).astype(dtype)  # 0.1 in float32 is 0.10000000149...
+    before = a.grad.astype(np.float64)
+    y.backward()
+    assert a.grad.dtype == np.float64
+    np.testing.assert_array_equal(a.grad, before + 1 / 3)
 
 
 @pytest.mark.parametrize("make", [lambda: Value(1.0, label=5), lambda: Tensor(1.0, label=["a"])])

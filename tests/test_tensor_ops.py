@@ -310,6 +310,20 @@ def test_max_ties_share_the_gradient_equally():
     np.testing.assert_array_equal(z.grad, [[1.5, 0.0], [1.5, 5.0]])
 
 
+def test_a_nan_is_the_maximum_and_takes_the_gradient():
+    # np.max gives NaN where one is; with NaN == NaN false, no entry took the gradient, and
+    # the NaN's own input got a zero, as if it had not mattered
+    nan = float("nan")
+    x = leaf([[1.0, nan, 3.0], [nan, 2.0, nan], [5.0, 0.0, 4.0]])
+    m = x.max(axis=1)
+    np.testing.assert_array_equal(m.data, [nan, nan, 5.0])
+    m.backward([2.0, 6.0, 7.0])
+    np.testing.assert_array_equal(x.grad, [[0.0, 2.0, 0.0], [3.0, 0.0, 3.0], [7.0, 0.0, 0.0]])
+    a = leaf([1.0, 2.0])
+    (a * np.array([1.0, nan])).max().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, nan])  # the NaN flows back into a[1]: nan * 1
+
+
 def test_reductions_reject_an_axis_out_of_range():
     with pytest.raises(ValueError, match=r"axis 3 is out of range for a 2-d Tensor"):
         Tensor(np.ones((2, 3))).sum(axis=3)

@@ -464,14 +464,15 @@ class _Boxes:
 
     def _entry_groups(self) -> list:
         """``(name, members)`` for each set of two or more leaves that feed the steps from
-        outside, in one box, of one kind, labelled ``name[i,j,...]``: the entries of one array
-        (entries read outside the steps only, like a readout's, stay one by one)."""
+        outside, in one box, of one kind, holding one number each and labelled
+        ``name[i,j,...]``: the entries of one array (entries read outside the steps only, like
+        a readout's, stay one by one; so do Tensors labelled so, each an array of its own)."""
         graph, shared, step_of = self.graph, self.shared, self.step_of
         feeds_steps = {j for j, i, _ in graph.edges if step_of[i] >= 0 > step_of[j]}
         groups: dict[tuple, list[int]] = {}
         for i in sorted(feeds_steps):
             node = graph.order[i]
-            if not graph.is_op[i] and (m := _ENTRY.fullmatch(node.label or "")):
+            if not graph.is_op[i] and np.ndim(node.data) == 0 and (m := _ENTRY.fullmatch(node.label or "")):
                 key = (m.group(1), id(self.box_of[i]), _node_kind(graph, shared, i))
                 groups.setdefault(key, []).append(i)
         return [(key[0], members) for key, members in groups.items() if len(members) > 1]

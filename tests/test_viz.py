@@ -334,6 +334,13 @@ def test_collapse_draws_the_entries_of_a_value_engine_parameter_as_one_node():
     assert not [k for k, a in dot.nodes.items() if "[" in a["label"].split("\n")[0]]  # no entry is left alone
     # arrays into steps, step into step, and the sum (0 + h[0]) + h[1] ... of the last state
     assert drawing.edge_count == len(dot.edges) == 3 * T + (T - 1) + hidden + hidden
+    # Tensors labelled as entries are arrays of their own: they stay apart
+    xs = [Tensor(np.ones(3), requires_grad=True, label=f"x[{i}]") for i in range(2)]
+    h = Tensor(np.zeros(3))
+    for t in range(1, 4):
+        with scope(f"t={t}"):
+            h = (h + xs[0] * xs[1]).tanh()
+    assert parse(draw_graph(h.sum(), collapse=True)).named("x[1]")
     # unfolded, the entries are drawn one by one, each with its own edges
     rnn, (out, h_n) = rnn_output("value", T=3, hidden=2)
     unfolded = parse(draw_graph(h_n))

@@ -86,6 +86,13 @@ def asarray_keeping_graphs(data) -> np.ndarray:
     _CONVERTING[0] = True
     try:
         return np.asarray(data)
+    except NestedTensorError:  # raised by Tensor.__array__, which cannot see the container
+        container = "tuple" if isinstance(data, tuple) else "list"
+        raise NestedTensorError(
+            f"got a {container} holding Tensors; its numbers alone would lose the graph and the "
+            "gradients. Use autograd.stack / autograd.concat to join Tensors, or t.data "
+            "for plain numbers"
+        ) from None
     finally:
         _CONVERTING[0] = False
 
@@ -156,8 +163,9 @@ class Tensor(Node):
         whose result is meant as plain numbers answer, on the data: the shape (``np.shape``),
         a copy (``np.copy``, as ``np.array(t)``), comparisons (``np.allclose``), saving."""
         name = func.__name__
-        if name in _NUMPY_READING:
-            return func(*[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        if name in _NUMPY_READING:  # (by keyword too: np.savez(f, W=w))
+            return func(*[a.data if isinstance(a, Tensor) else a for a in args],
+                        **{k: v.data if isinstance(v, Tensor) else v for k, v in kwargs.items()})
         module = getattr(func, "__module__", "numpy") or "numpy"
         instead = _NUMPY_INSTEAD.get(name, "the Tensor's own ops (+ - * / ** @, t.sum(), t.tanh(), ...)")
         raise TypeError(
@@ -347,11 +355,7 @@ class Tensor(Node):
         """The numbers, for numpy and plotting; no graph comes along. ``np.asarray(t)``
         shares them, ``np.array(t)`` copies them (numpy's ``copy`` rule)."""
         if _CONVERTING[0]:
-            raise NestedTensorError(
-                "got a list holding Tensors; its numbers alone would lose the graph and the "
-                "gradients. Use autograd.stack / autograd.concat to join Tensors, or t.data "
-                "for plain numbers"
-            )
+            raise NestedTensorError("a Tensor inside a list")  # (asarray_keeping_graphs words it)
         data = self.data
         if dtype is not None and data.dtype != np.dtype(dtype):
             if copy is False:
@@ -1141,7 +1145,6 @@ _NUMPY_INSTEAD = {  # what to use for a numpy function refused on a Tensor (Tens
     "clip": "t.clip(low, high)", "reshape": "t.reshape(shape)", "transpose": "t.transpose() or t.T",
     "where": "a mask as numbers: mask * a + (1 - mask) * b",
     "norm": "(t * t).sum() ** 0.5",
-    "tanh": "t.tanh()", "exp": "t.exp()", "log": "t.log()",
 }
 
 

@@ -152,7 +152,7 @@ def relabel(param, name: str) -> None:
         param.label = name
 
 
-def is_parameter(x) -> bool:
+def takes_gradient(x) -> bool:
     """A Tensor that requires a gradient, a Value, or an object array of Values; not a
     constant (a detached state, a result made under no_grad), on either engine."""
     if isinstance(x, Tensor):
@@ -160,6 +160,14 @@ def is_parameter(x) -> bool:
     if isinstance(x, np.ndarray) and x.dtype == object and x.size > 0:
         x = x.flat[0]
     return isinstance(x, Value) and x._op is not NOT_RECORDED
+
+
+def is_parameter(x) -> bool:
+    """What a module counts as a parameter: a leaf that :func:`takes_gradient`, not an op's
+    result (a state kept on a module without detaching it)."""
+    if not takes_gradient(x):
+        return False
+    return (x.flat[0] if isinstance(x, np.ndarray) else x).is_leaf
 
 
 def _values(p):
@@ -326,13 +334,16 @@ def each_value(f, x: np.ndarray, name: str):
 
 def detach(x):
     """The same numbers with no graph behind them: gradients stop here (truncated BPTT).
-    A tuple of states (a model whose state has several parts, as an LSTM's (h, c)) gives the
-    tuple of their detached copies."""
+    A state of several parts (an LSTM's (h, c)) as a tuple, a named tuple or a list gives the
+    same kind of container of their detached copies."""
     if isinstance(x, (Tensor, Value)):
         return x.detach()
     if isinstance(x, np.ndarray) and x.dtype == object:
         return each_value(_detach_values, x, "detach")
-    if isinstance(x, tuple):
-        return tuple(detach(part) for part in x)
-    raise TypeError("detach() expects a Tensor, a Value, an object array of Values or a tuple of them, "
-                    f"got {type(x).__name__}")
+    if isinstance(x, (tuple, list)):
+        parts = [detach(part) for part in x]
+        if hasattr(x, "_fields"):  # a named tuple: State(h=..., c=...)
+            return type(x)(*parts)
+        return tuple(parts) if isinstance(x, tuple) else parts
+    raise TypeError("detach() expects a Tensor, a Value, an object array of Values, or a tuple or list of "
+                    f"them, got {type(x).__name__}")

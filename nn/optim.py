@@ -24,7 +24,7 @@ def _param_list(params, who: str) -> list:
     if isinstance(params, Module):
         raise TypeError(f"{who}: expected a list of parameters, got the module {type(params).__name__} itself; "
                         "pass model.parameters()")
-    if backends.is_parameter(params) or isinstance(params, np.ndarray):
+    if backends.takes_gradient(params) or isinstance(params, np.ndarray):
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), got a single "
                         f"{type(params).__name__}; wrap it in a list")
     if not hasattr(params, "__iter__"):
@@ -40,7 +40,7 @@ def _param_list(params, who: str) -> list:
         if j != i:
             raise ValueError(f"{who}: parameters {j} and {i} are the same object; each parameter must "
                              "appear once (it would be updated twice)")
-        if not backends.is_parameter(p):
+        if not backends.takes_gradient(p):  # (an op's result is named below)
             raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
         if isinstance(p, Tensor):

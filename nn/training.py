@@ -130,13 +130,13 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
                 f"{', '.join(bad)} is not; stopped before updating the parameters. "
                 f"Last finite loss: {last}"
             )
+        h = backends.detach(h)  # before the step: a state it cannot detach stops with nothing changed
         if clip_norm is not None:
             clip_grad_norm_(optimizer.params, clip_norm)
         if clip_value is not None:
             clip_grad_value_(optimizer.params, clip_value)
         optimizer.step()
         losses.append(value)
-        h = backends.detach(h)
     return (losses, h) if return_state else losses
 
 

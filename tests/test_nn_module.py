@@ -330,28 +330,33 @@ def test_load_state_dict_of_a_models_own_parameters_swapped_swaps_them():
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_detached_state_kept_on_a_module_is_not_a_parameter_on_either_engine(engine):
-    # as a detached Tensor is a constant; on the value engine any object array of Values
-    # counted, so the state showed up in state_dict and blocked exports and strict loads
+@pytest.mark.parametrize("detached", [True, False], ids=["detached", "live"])
+def test_a_state_kept_on_a_module_is_not_a_parameter_on_either_engine(engine, detached):
+    # Detached, as a detached Tensor is a constant; on the value engine any object array of
+    # Values counted, so the state showed up in state_dict and blocked exports and strict
+    # loads. Live (an op's result, as an LSTM's (h, c) after forward), both parts counted, as
+    # "state.0" and "state.1", in state_dict, the optimizer and the exports.
     class Stateful(nn.Module):
         def __init__(self, engine):
             self.rnn = nn.RNN(2, 3, engine=engine, seed=0)
-            self.h = None
+            self.state = None
 
         def forward(self, x):
-            out, h = self.rnn(x, self.h)
-            self.h = nn.detach(h)
+            out, h = self.rnn(x, self.state[0] if self.state else None)
+            self.state = nn.detach((h, out[-1])) if detached else (h, out[-1])
             return out
 
     m = Stateful(engine)
     m(np.ones((2, 1, 2)))
-    assert m.num_parameters() == 18 and "h" not in m.state_dict()
+    m(np.ones((2, 1, 2)))
+    assert sorted(m.state_dict()) == ["rnn.cells.0.W_hh", "rnn.cells.0.W_xh", "rnn.cells.0.b_h"]
+    assert m.num_parameters() == 18 and len(nn.optim.SGD(m.parameters(), lr=0.1).params) == 3
     assert sorted(nn.to_torch_state_dict(m)) == ["rnn.bias_hh_l0", "rnn.bias_ih_l0", "rnn.weight_hh_l0",
                                                  "rnn.weight_ih_l0"]
     Stateful(engine).load_state_dict(m.state_dict())
-    if engine == "value":
+    if engine == "value" and detached:
         with pytest.raises(RuntimeError, match="not the output of a recorded graph"):
-            m.h.flat[0].backward()
+            m.state[0].flat[0].backward()
 
 
 def test_loads_with_keys_of_mixed_types_sort_them_in_messages_and_skip_them_when_not_strict():

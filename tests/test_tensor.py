@@ -200,6 +200,8 @@ def test_a_list_holding_tensors_is_refused_rather_than_cut_from_the_graph(make):
     w = leaf([1.0, 2.0])
     with pytest.raises(TypeError, match="got a list holding Tensors; its numbers alone would lose the graph"):
         make([w * w, w * 3.0])
+    with pytest.raises(TypeError, match="got a tuple holding Tensors"):  # named as given
+        make((w * w, w * 3.0))
     np.testing.assert_array_equal(stack([w * w, w * 3.0]).data, [[1.0, 4.0], [3.0, 6.0]])
 
 
@@ -1509,6 +1511,17 @@ def test_the_graph_way_of_a_refused_numpy_function_gives_the_true_gradient():
     assert np.shape(x) == (3,) and np.ndim(x) == 1 and np.size(x) == 3
     assert np.allclose(x, [1.0, 2.0, 3.0]) and np.array_equal(x, np.array([1.0, 2.0, 3.0]))
     assert type(np.copy(x)) is np.ndarray and np.copy(x) is not x.data
+    assert np.allclose(x, b=[1.0, 2.0, 3.0])  # by keyword too (it recursed until Python's limit)
+
+
+def test_a_tensor_saves_with_numpy_by_position_and_by_keyword(tmp_path):
+    w = leaf([[1.0, 2.0], [3.0, 4.0]])
+    np.savez(tmp_path / "a.npz", w, W=w)
+    np.save(tmp_path / "b.npy", arr=w)
+    with np.load(tmp_path / "a.npz") as saved:
+        np.testing.assert_array_equal(saved["W"], w.data)
+        np.testing.assert_array_equal(saved["arr_0"], w.data)
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), w.data)
 
 
 def test_a_tensor_as_an_index_is_refused_since_a_mask_and_positions_look_alike():

@@ -5,6 +5,7 @@ RNN with a linear readout and L = Σ_t mean((Ŷ_t - Y_t)²): it takes the incomi
 state as a plain array, so it is truncated by construction."""
 
 import re
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -588,13 +589,42 @@ def test_a_state_of_several_parts_is_carried_detached_across_chunks(engine):
     assert_dicts_close(net.state_dict(), ref.state_dict(), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("bad", [np.ones(2), 1.5, [Value(1.0)]])
+def test_a_state_that_cannot_be_detached_stops_training_before_the_step():
+    # it was detached after the optimizer's step: the parameters had moved when it raised
+    class OddState(nn.Module):
+        def __init__(self):
+            self.rnn = nn.RNNModel(2, 3, 2, mode="many_to_many", seed=0)
+
+        def forward(self, x, state=None):
+            y, h = self.rnn(x, None if state is None else state[0])
+            return y, (h, "step count")
+
+    x, target = data(T=4)
+    net = OddState()
+    before = net.state_dict()
+    with pytest.raises(TypeError, match="detach\\(\\) expects .* got str"):
+        nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=2)
+    assert_dicts_close(net.state_dict(), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [np.ones(2), 1.5, "h"])
 def test_detach_rejects_other_things(bad):
-    with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value, an object array of Values or a "
-                                        f"tuple of them, got {type(bad).__name__}"):
+    with pytest.raises(TypeError, match=f"detach\\(\\) expects a Tensor, a Value, an object array of Values, or a "
+                                        f"tuple or list of them, got {type(bad).__name__}"):
         nn.detach(bad)
-    with pytest.raises(TypeError, match="got list"):
-        nn.detach((Tensor([1.0]), [Value(1.0)]))
+    with pytest.raises(TypeError, match="got float"):
+        nn.detach((Tensor([1.0]), [Value(1.0), 2.0]))
+
+
+def test_detach_keeps_the_kind_of_container_of_a_state():
+    # a named tuple came back a plain tuple (state.h failed at the next chunk), a list was refused
+    State = namedtuple("State", "h c")
+    h, c = Tensor([1.0], requires_grad=True) * 2, Value(3.0) * 2
+    for state in (State(h, c), [h, c], (h, [c])):
+        out = nn.detach(state)
+        assert type(out) is type(state) and len(out) == 2
+        assert out[0].is_leaf and not out[0].requires_grad and out[0].data == 2.0
+    assert nn.detach(State(h, c)).c.data == 6.0 and nn.detach((h, [c]))[1][0].is_leaf
 
 
 def test_tensors_in_a_list_as_the_input_or_a_graph_node_as_the_target_are_refused():

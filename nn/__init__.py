@@ -14,7 +14,7 @@ from .losses import (
 )
 from .module import Module
 from .optim import clip_grad_norm_, clip_grad_value_
-from .recurrent import RNN, RNNCell, RNNModel
+from .recurrent import RNN, RecurrentCell, RecurrentStack, RNNCell, RNNModel
 from .training import train_truncated
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "Module",
     "RNNCell",
     "RNNModel",
+    "RecurrentCell",
+    "RecurrentStack",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "clip_grad_norm_",

@@ -19,6 +19,12 @@ any other Module           its submodules' entries, prefixed by their attribute 
 
 A gradient exported with ``grads=True`` goes to every PyTorch entry its parameter feeds:
 the gradient of ``b_h`` is both ``bias_ih``'s and ``bias_hh``'s, as PyTorch computes them.
+
+Each layer with a PyTorch counterpart says how its parameters map, next to them, in a
+method ``_torch_entries(prefix, ours)`` that yields ``(torch name, our path, parameter,
+relation)``, the relation being one of ``SAME``, ``TRANSPOSED``, ``BIAS_IH`` and
+``BIAS_HH`` below; a recurrent cell's is its RNN's layout, which every cell with a single
+bias per layer shares (``RecurrentCell._torch_entries``), and a stack adds ``_l{k}``.
 """
 
 from __future__ import annotations
@@ -28,9 +34,7 @@ import numpy as np
 from autograd.graph import flag
 
 from . import backends
-from .layers import Linear
 from .module import Module
-from .recurrent import RNN, RNNCell, RNNModel
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
@@ -56,28 +60,14 @@ def _all_rows(module: Module) -> list:
 
 def _rows(module: Module, prefix: str = "", ours: str = ""):
     """(torch name, our parameter's path, the parameter, relation) for every PyTorch entry
-    of ``module``. A parameter or module reachable by several paths (tied weights) has
-    entries under each of them, as a PyTorch module tied the same way has in its
+    of ``module``: what its ``_torch_entries(prefix, ours)`` yields, for a layer that has a
+    PyTorch counterpart (each such layer writes its own, next to its parameters), else its
+    submodules' entries. A parameter or module reachable by several paths (tied weights)
+    has entries under each of them, as a PyTorch module tied the same way has in its
     ``state_dict()``."""
-    if isinstance(module, Linear):
-        yield prefix + "weight", ours + "W", module.W, TRANSPOSED
-        if module.b is not None:
-            yield prefix + "bias", ours + "b", module.b, SAME
-    elif isinstance(module, (RNN, RNNCell)):
-        cells = module.cells if isinstance(module, RNN) else [module]
-        for k, cell in enumerate(cells):
-            suffix = f"_l{k}" if isinstance(module, RNN) else ""
-            path = f"{ours}cells.{k}." if isinstance(module, RNN) else ours
-            yield f"{prefix}weight_ih{suffix}", path + "W_xh", cell.W_xh, TRANSPOSED
-            yield f"{prefix}weight_hh{suffix}", path + "W_hh", cell.W_hh, TRANSPOSED
-            if cell.b_h is not None:
-                yield f"{prefix}bias_ih{suffix}", path + "b_h", cell.b_h, BIAS_IH
-                yield f"{prefix}bias_hh{suffix}", path + "b_h", cell.b_h, BIAS_HH
-    elif isinstance(module, RNNModel):
-        yield from _rows(module.rnn, prefix + "rnn.", ours + "rnn.")
-        yield prefix + "readout.weight", ours + "W_hy", module.W_hy, TRANSPOSED
-        if module.b_y is not None:
-            yield prefix + "readout.bias", ours + "b_y", module.b_y, SAME
+    entries = getattr(module, "_torch_entries", None)
+    if entries is not None:
+        yield from entries(prefix, ours)
     else:
         for name, child in module._children():
             if isinstance(child, Module):

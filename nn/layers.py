@@ -9,6 +9,7 @@ from autograd.graph import flag
 from . import functional as F
 from . import init
 from .backends import backend
+from .interop import SAME, TRANSPOSED
 from .module import Module
 
 __all__ = ["MLP", "Linear", "check_size"]
@@ -49,6 +50,12 @@ class Linear(Module):
                 f"got {np.shape(x)}"
             )
         return x @ self.W if self.b is None else F.addmm(self.b, x, self.W)
+
+    def _torch_entries(self, prefix: str, ours: str):
+        """PyTorch's entries for this layer (see :mod:`nn.interop`): weight = Wᵀ, bias = b."""
+        yield prefix + "weight", ours + "W", self.W, TRANSPOSED
+        if self.b is not None:
+            yield prefix + "bias", ours + "b", self.b, SAME
 
 
 class MLP(Module):

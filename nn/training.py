@@ -13,7 +13,7 @@ from autograd.tensor import refuse_masked
 from . import backends
 from .module import Module
 from .optim import _number, clip_grad_norm_, clip_grad_value_
-from .recurrent import RNNCell
+from .recurrent import RecurrentCell
 
 __all__ = ["train_truncated"]
 
@@ -53,10 +53,10 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         raise ValueError(f"train_truncated: k must be an int >= 1, got {k!r}")
     # everything checked before the first chunk changes a gradient
     return_state = flag("train_truncated: return_state", return_state)
-    if isinstance(model, RNNCell) or not (callable(model) and hasattr(model, "named_parameters")):
+    if isinstance(model, RecurrentCell) or not (callable(model) and hasattr(model, "named_parameters")):
         raise TypeError("train_truncated: model must be a sequence module called as model(x, h0) -> (y, h_n) "
                         "(nn.RNN, or nn.RNNModel with mode='many_to_many'), got "
-                        + (model._where() + ", which takes one step" if isinstance(model, RNNCell)
+                        + (model._where() + ", which takes one step" if isinstance(model, RecurrentCell)
                            else type(model).__name__))
     if not callable(loss_fn):
         raise TypeError(f"train_truncated: loss_fn must be a function (y, target) -> loss, "

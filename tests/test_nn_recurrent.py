@@ -676,3 +676,135 @@ def test_wrong_engine_inputs_are_rejected():
         nn.RNN(2, 3, engine="value")(np.zeros((3, 2, 2)), Tensor(np.zeros((1, 2, 3))))
     with pytest.raises(TypeError, match="engine='value' got a Tensor"):
         _model("one_to_many", engine="value")(Tensor(np.zeros((2, 2))))
+
+
+# --- a new cell is one class: the stack, checks, training and interop take it as it is -----
+class LeakyCell(nn.RecurrentCell):
+    """A test cell with two gates and a state of two parts, as an LSTM has:
+    [a | f] = xw_t + h_{t-1} W_hh, c_t = f c_{t-1} + (1 - f) tanh(a), h_t = tanh(c_t),
+    with f = sigmoid of its block."""
+
+    GATES = 2
+    STATE = ("h", "c")
+
+    def _step(self, xw_t, state):
+        h, c = state
+        z = nn.functional.addmm(xw_t, h, self.W_hh)
+        H = self.hidden_size
+        f = nn.functional.sigmoid(z[:, H:])
+        c = f * c + (1.0 - f) * nn.functional.tanh(z[:, :H])
+        return nn.functional.tanh(c), c
+
+
+class LeakyStack(nn.RecurrentStack):
+    CELL = LeakyCell
+
+
+def numpy_leaky(state, x, h0, c0, num_layers):
+    """The equations of LeakyCell, layer by layer; returns the top outputs, h_n and c_n."""
+    inputs, hs, cs = x, [], []
+    for l in range(num_layers):
+        W_xh, W_hh, b_h = (state[f"cells.{l}.{name}"] for name in ("W_xh", "W_hh", "b_h"))
+        H = W_hh.shape[0]
+        h, c, outs = h0[l], c0[l], []
+        for x_t in inputs:
+            z = x_t @ W_xh + b_h + h @ W_hh
+            f = 1 / (1 + np.exp(-z[:, H:]))
+            c = f * c + (1 - f) * np.tanh(z[:, :H])
+            h = np.tanh(c)
+            outs.append(h)
+        inputs = np.stack(outs)
+        hs.append(h)
+        cs.append(c)
+    return inputs, np.stack(hs), np.stack(cs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_cell_with_gates_and_a_two_part_state_unrolls_on_both_engines(engine):
+    stack = LeakyStack(2, 3, num_layers=2, engine=engine, seed=0)
+    weights = stack.state_dict()
+    assert weights["cells.0.W_xh"].shape == (2, 6) and weights["cells.1.W_hh"].shape == (3, 6)
+    x = np.random.default_rng(1).standard_normal((4, 2, 2))
+    h0, c0 = _h0(2, m=2, hidden=3), _h0(2, m=2, hidden=3, seed=3)
+    for given, (h_start, c_start) in [(None, (np.zeros((2, 2, 3)),) * 2), ((h0, c0), (h0, c0))]:
+        out, (h_n, c_n) = stack(x, given)
+        want_out, want_h, want_c = numpy_leaky(weights, x, h_start, c_start, 2)
+        np.testing.assert_allclose(numbers(out), want_out, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(numbers(h_n), want_h, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(numbers(c_n), want_c, rtol=1e-13, atol=1e-15)
+    # one cell alone takes and gives the state as a tuple
+    cell = stack.cells[0]
+    h1, c1 = cell(x[0], (h0[0], c0[0]))
+    np.testing.assert_array_equal(numbers(h1), numbers(cell.step(cell.project(x[0]), (h0[0], c0[0]))[0]))
+    assert numbers(cell(x[0])[1]).shape == (2, 3)
+
+
+def test_the_new_cell_is_differentiated_as_any_graph_and_both_engines_agree():
+    x = np.random.default_rng(1).standard_normal((3, 2, 2))
+    grads = {}
+    for engine in ENGINES:
+        stack = LeakyStack(2, 3, num_layers=2, engine=engine, seed=0)
+        out, (h_n, c_n) = stack(x)
+        loss = (out * out).sum() + c_n.sum() if engine == "tensor" else sum((out * out).ravel()) + sum(c_n.ravel())
+        loss.backward()
+        grads[engine] = stack.grad_dict()
+    for name, g in grads["tensor"].items():
+        np.testing.assert_allclose(grads["value"][name], g, rtol=1e-12, atol=1e-14)
+    stack = LeakyStack(2, 3, num_layers=2, seed=0)
+
+    def loss(*params):
+        out, (h_n, c_n) = stack(x)
+        return (out * out).sum() + c_n.sum()
+
+    assert gradcheck(loss, stack.parameters()).ok
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_two_part_state_of_the_wrong_form_is_named(engine):
+    stack = LeakyStack(2, 3, num_layers=2, engine=engine, seed=0)
+    head = re.escape(f"LeakyStack(input_size=2, hidden_size=3, num_layers=2, batch_first=False, engine='{engine}'): ")
+    x, h = np.ones((4, 2, 2)), np.zeros((2, 2, 3))
+    with pytest.raises(TypeError, match=rf"^{head}the initial state must be a tuple \(h0, c0\) of 2 arrays of shape "
+                                        r"\(2, 2, 3\), got a numpy array of shape \(2, 2, 3\)$"):
+        stack(x, h)
+    with pytest.raises(TypeError, match=r"got a tuple of 3$"):
+        stack(x, (h, h, h))
+    with pytest.raises(ValueError, match=rf"^{head}c0 must have shape \(2, 2, 3\), got \(2, 1, 3\)"):
+        stack(x, (h, np.zeros((2, 1, 3))))
+    cell = stack.cells[0]
+    with pytest.raises(TypeError, match=r"the state must be a tuple \(h, c\) of 2 arrays, got a numpy array of "
+                                        r"shape \(2, 3\)$"):
+        cell(np.ones((2, 2)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"step: c must have shape \(2, 3\) with m >= 1, got \(2, 4\)"):
+        cell.step(cell.project(np.ones((2, 2))), (np.zeros((2, 3)), np.zeros((2, 4))))
+
+
+def test_the_new_stack_trains_truncated_and_exports_to_pytorch_names():
+    x = np.random.default_rng(1).standard_normal((4, 2, 2))
+    target = np.random.default_rng(2).standard_normal((4, 2, 3))
+
+    def loss_fn(y, t):
+        return nn.sequence_loss(nn.mse_loss, y, t)[0]
+
+    net, ref = LeakyStack(2, 3, seed=0), LeakyStack(2, 3, seed=0)
+    _, (h, c) = nn.train_truncated(net, x, target, loss_fn, nn.optim.SGD(net.parameters(), lr=0.1), k=2,
+                                   return_state=True)
+    opt, state = nn.optim.SGD(ref.parameters(), lr=0.1), None
+    for start in (0, 2):  # by hand: the (h, c) state carried across the chunks, detached
+        y, state = ref(x[start:start + 2], state)
+        opt.zero_grad()
+        loss_fn(y, target[start:start + 2]).backward()
+        opt.step()
+        state = nn.detach(state)
+    for name, w in ref.state_dict().items():
+        np.testing.assert_array_equal(net.state_dict()[name], w)
+    assert h.is_leaf and c.is_leaf and np.array_equal(c.data, state[1].data)
+    torch_state = nn.to_torch_state_dict(net)
+    assert {k: v.shape for k, v in torch_state.items()} == {
+        "weight_ih_l0": (6, 2), "weight_hh_l0": (6, 3), "bias_ih_l0": (6,), "bias_hh_l0": (6,)}
+    fresh = LeakyStack(2, 3, seed=5)
+    nn.from_torch_state_dict(fresh, torch_state)
+    for name, w in net.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[name], w)
+    with pytest.raises(TypeError, match="model must be a sequence module .* which takes one step"):
+        nn.train_truncated(net.cells[0], x, target, loss_fn, nn.optim.SGD(net.parameters(), lr=0.1), k=2)

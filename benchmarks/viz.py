@@ -4,8 +4,9 @@
 
 The graph is a scalar RNN on the value engine, ``nn.RNN(1, 8, engine="value")`` unrolled for
 T = 7, 66 and 660 steps (about 1,000, 10,000 and 100,000 nodes), with loss = Σ H_T and
-``loss.backward()`` done. The time is that of ``draw_graph(loss, max_nodes=None, max_steps=None, ...)``, which
-builds the ``graphviz.Digraph`` and its DOT text (Graphviz's ``dot`` does not run), in three
+``loss.backward()`` done. The time is that of ``draw_graph(loss, max_nodes=None,
+max_steps=None, max_edges=None, ...)``, which builds the ``graphviz.Digraph`` and its DOT
+text (Graphviz's ``dot`` does not run), in three
 modes: the full graph, ``collapse=True`` and ``gradient_view=True`` (which runs each op's
 backward once more, to measure the gradient along every edge). Medians of interleaved repeats.
 If building is linear in the size of the graph, the time per node stays flat down each column.
@@ -42,7 +43,7 @@ def scalar_rnn_loss(T: int):
 def time_drawing(loss, options: dict) -> float:
     gc.collect()
     start = time.perf_counter()
-    draw_graph(loss, max_nodes=None, max_steps=None, **options)
+    draw_graph(loss, max_nodes=None, max_steps=None, max_edges=None, **options)
     return time.perf_counter() - start
 
 

@@ -38,3 +38,13 @@ def test_the_processor_line_names_the_family_model_and_avx512(tmp_path):
     assert cpu_model(str(cpuinfo)) == "Some CPU"
     # no file: the platform's name, or "processor unknown"
     assert cpu_model(str(tmp_path / "missing")) == (platform.processor() or "processor unknown")
+
+
+def test_the_drawing_benchmark_draws_every_mode_past_the_size_limits():
+    # the limits are for drawings meant for dot: the benchmark, which times building the
+    # text alone, stopped at its first graph when max_edges was added
+    from benchmarks.viz import MODES, measure
+
+    rows = measure(7, repeats=1)
+    assert [row[3] for row in rows] == list(MODES)
+    assert all(row[:3] == ["T=7", "1,168", "2,088"] for row in rows)

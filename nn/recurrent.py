@@ -12,6 +12,11 @@ The unrolled loop below is all there is to backpropagation through time: every s
 uses the same ``W_hh`` node, so ``loss.backward()`` adds each step's contribution into
 its gradient, dL/dW_hh = Σ_t (contribution of step t). Nothing here computes a gradient.
 
+The unrolling is written once, in :class:`RecurrentStack`, for any :class:`RecurrentCell`:
+a cell says how many gate blocks its weights hold (``GATES``), what its state is made of
+(``STATE``: ``("h",)`` here, ``("h", "c")`` for a cell with a memory beside h) and how one
+step goes (``_step``); :class:`RNNCell` and :class:`RNN` are the Elman cell and its stack.
+
 Each step's nodes are created inside ``autograd.scope(f"layer {l}")`` and
 ``autograd.scope(f"t={t}")``. NOTE: time steps are counted from 1 in scope tags, as in
 the notes (H_0 is the initial state), while arrays index from 0: ``out[0]`` is H_1.

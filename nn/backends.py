@@ -211,14 +211,34 @@ def has_grad(p) -> bool:
     return any(v.grad is not empty for v in _values(p))
 
 
+def type_name(x) -> str:
+    """The name of ``x``'s type for messages, with its package when it is not ours, numpy's
+    or Python's: ``torch.Tensor``, not a ``Tensor`` that reads as autograd's."""
+    kind = type(x)
+    package = (kind.__module__ or "").split(".")[0]
+    return kind.__name__ if package in ("builtins", "autograd", "nn", "numpy", "") else f"{package}.{kind.__name__}"
+
+
+def _from_torch(x):
+    """A PyTorch tensor's numbers as a numpy array (also one that requires grad, which refuses
+    ``np.asarray``); anything else as it is."""
+    if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu()
+        try:
+            return x.numpy()
+        except TypeError:  # a dtype numpy has no counterpart of (bfloat16): its numbers in float64
+            return x.double().numpy()
+    return x
+
+
 def plain_array(x, what: str) -> np.ndarray:
     """``x`` as a numpy array of numbers that are not differentiated (a target, a whole input
     sequence to split), or a clear error naming ``what``: for a graph node, or graph nodes
     among its entries, whose numbers alone would cut them from their graph, and for a ragged
-    list."""
+    list. A PyTorch tensor gives its numbers."""
     if isinstance(x, (Tensor, Value)):
         raise TypeError(f"{what} must be numbers (a numpy array or list), not a {type(x).__name__}")
-    arr = _as_numbers(x, f"{what}: ")
+    arr = _as_numbers(_from_torch(x), f"{what}: ")
     if arr.dtype == object and any(isinstance(v, (Tensor, Value)) for v in arr.flat):
         raise TypeError(f"{what} must be numbers, not graph nodes (pass plain numbers, e.g. nn.detach(...) or .data)")
     return arr
@@ -240,12 +260,7 @@ def real_array(x, what: str = "") -> np.ndarray:
     naming ``what`` (if given), for complex numbers, strings and other non-real data, which a cast
     would silently mangle (complex numbers would lose their imaginary part). A PyTorch tensor
     gives its numbers, also one that requires grad (which refuses ``np.asarray``)."""
-    if not isinstance(x, (np.ndarray, Tensor, Value)) and hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu()
-        try:
-            x = x.numpy()
-        except TypeError:  # a dtype numpy has no counterpart of (bfloat16): its numbers in float64
-            x = x.double().numpy()
+    x = _from_torch(x)
     if isinstance(x, Tensor):  # a Tensor given as numbers (a state value): its numbers
         x = x.data
     where = f"{what}: " if what else ""

@@ -13,7 +13,7 @@ import numpy as np
 
 from autograd import Tensor, Value, tensor
 
-from .backends import each_value
+from .backends import each_value, type_name
 
 _addmm = tensor.ADDMM.apply  # autograd.addmm, one call fewer (an RNN step makes one)
 
@@ -68,7 +68,7 @@ def clip(x, low: float, high: float):
 def _not_a_node(name: str, x, what: str = "a Tensor, a Value or an object array of Values") -> TypeError:
     """The error for ``name(x)`` on something that is neither engine's: plain numbers, say,
     which would have no graph to differentiate."""
-    given = f"a numpy {x.dtype} array" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+    given = f"a numpy {x.dtype} array" if isinstance(x, np.ndarray) else f"a {type_name(x)}"
     if isinstance(x, (np.ndarray, list, tuple, int, float)):
         hint = (": plain numbers have no graph; make them a Tensor first (Tensor(x, requires_grad=True)) "
                 "or use numpy for values alone")

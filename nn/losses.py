@@ -15,7 +15,7 @@ from autograd import Tensor, Value, stack
 from autograd.graph import flag
 
 from . import functional as F
-from .backends import ValueBackend, plain_array, real_array, swap01
+from .backends import ValueBackend, plain_array, real_array, swap01, type_name
 
 __all__ = [
     "binary_cross_entropy",
@@ -45,7 +45,7 @@ def _check_pred(pred, name: str, allow_empty: bool = False):
         hint = ("; join the outputs of several steps with autograd.stack (Tensors) or np.array(..., dtype=object) "
                 "(Values)") if isinstance(pred, (list, tuple)) else ""
         raise TypeError(f"{name}: the prediction must be a Tensor, a Value or an object array of Values, "
-                        f"got {type(pred).__name__}{hint}")
+                        f"got {type_name(pred)}{hint}")
     if isinstance(pred, np.ndarray) and pred.dtype != object:
         raise TypeError(f"{name}: the prediction is a plain numpy array (numbers, not graph nodes); "
                         "pass the model's output")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,7 +14,9 @@ from autograd.tensor import RefusedConversion
 
 from . import backends
 
-__all__ = ["Module"]
+__all__ = ["IncompatibleKeys", "Module"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
@@ -67,11 +70,12 @@ class Module:
 
     # --- walking the attributes ---------------------------------------------------------
     def _children(self) -> list:
-        """(name, object) for every attribute, with lists, tuples and dicts opened up."""
+        """(name, object) for every attribute, with lists, tuples and dicts opened up. Names
+        that start with "_" count too, as in PyTorch: ``self._inner = nn.Linear(...)`` is
+        trained and saved (a module's own bookkeeping, ``_backend``, holds no parameter)."""
         found = []
         for name, value in vars(self).items():
-            if not name.startswith("_"):
-                _flatten(name, value, found)
+            _flatten(name, value, found)
         return found
 
     def named_modules(self, prefix: str = "", _seen=None):
@@ -148,11 +152,13 @@ class Module:
         return {name: np.array(backends.grad(p, f"{type(self).__name__}.grad_dict: the gradient of {name}"), copy=True)
                 for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state: dict, strict: bool = True) -> IncompatibleKeys:
         """Copy numbers from ``state`` (name -> array) into the parameters, in place.
 
         Shapes must match. With ``strict`` (the default), the names must match exactly;
         all checks happen before anything is written, so a failed load changes nothing.
+        Returns ``(missing_keys, unexpected_keys)``, as PyTorch does: with ``strict=False``,
+        the parameters left as they were and the entries of ``state`` not used.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of name -> array "
@@ -179,6 +185,7 @@ class Module:
             arrays[name] = np.array(arr, copy=True)
         for name, arr in arrays.items():
             backends.set_data(params[name], arr)
+        return IncompatibleKeys(missing, unexpected)
 
     # --- display ---------------------------------------------------------------------------
     def draw(self, x, **kwargs):
@@ -215,10 +222,19 @@ class Module:
             raise type(e)(f"{self._where()}: {what}: {e}") from None
 
     def __repr__(self) -> str:
+        return self._repr(set())
+
+    def _repr(self, seen: set) -> str:
+        """The repr, each module once: one reachable again (a child that points back at its
+        owner) is named, not opened."""
+        seen.add(id(self))
         lines = [self._where()]
         for name, value in self._children():
             if isinstance(value, Module):
-                inner = repr(value).replace("\n", "\n  ")
+                if id(value) in seen:
+                    lines.append(f"  ({name}): {type(value).__name__} (shown above)")
+                    continue
+                inner = value._repr(seen).replace("\n", "\n  ")
                 lines.append(f"  ({name}): {inner}")
             elif backends.is_parameter(value):
                 shape = "x".join(map(str, np.shape(value))) or "scalar"

@@ -26,10 +26,10 @@ def _param_list(params, who: str) -> list:
                         "pass model.parameters()")
     if backends.takes_gradient(params) or isinstance(params, np.ndarray):
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), got a single "
-                        f"{type(params).__name__}; wrap it in a list")
+                        f"{backends.type_name(params)}; wrap it in a list")
     if not hasattr(params, "__iter__"):
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), "
-                        f"got {type(params).__name__}")
+                        f"got {backends.type_name(params)}")
     params = list(params)
     if not params:
         raise ValueError(f"{who}: got an empty parameter list")
@@ -41,7 +41,7 @@ def _param_list(params, who: str) -> list:
             raise ValueError(f"{who}: parameters {j} and {i} are the same object; each parameter must "
                              "appear once (it would be updated twice)")
         if not backends.takes_gradient(p):  # (an op's result is named below)
-            raise TypeError(f"{who}: parameter {i} is a {type(p).__name__}; expected a Tensor with "
+            raise TypeError(f"{who}: parameter {i} is a {backends.type_name(p)}; expected a Tensor with "
                             "requires_grad=True, a Value or an object array of Values (model.parameters())")
         if isinstance(p, Tensor):
             if not p.is_leaf:

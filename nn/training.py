@@ -57,7 +57,7 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         raise TypeError("train_truncated: model must be a sequence module called as model(x, h0) -> (y, h_n) "
                         "(nn.RNN, or nn.RNNModel with mode='many_to_many'), got "
                         + (model._where() + ", which takes one step" if isinstance(model, RecurrentCell)
-                           else type(model).__name__))
+                           else backends.type_name(model)))
     if not callable(loss_fn):
         raise TypeError(f"train_truncated: loss_fn must be a function (y, target) -> loss, "
                         f"got {type(loss_fn).__name__}")
@@ -105,8 +105,10 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
         except (ValueError, TypeError) as e:
             if type(e) not in (ValueError, TypeError):
                 raise  # a subclass may not take a message alone
-            raise type(e)(f"train_truncated: {chunk}, the model refused x's steps (shape "
-                          f"{np.shape(x[index])} of x's {np.shape(x)}): {e}") from None
+            state = ("h0 as given" if h0 is not None else "no initial state") if i == 0 else (
+                "the state carried from the chunk before")
+            raise type(e)(f"train_truncated: {chunk}, the model refused its input: x's steps (shape "
+                          f"{np.shape(x[index])} of x's {np.shape(x)}) and {state}: {e}") from None
         loss = loss_fn(y, target[index])
         if not isinstance(loss, (Tensor, Value)) or np.size(loss.data) != 1:
             raise TypeError(f"train_truncated: loss_fn must return the loss to differentiate, a Tensor of "

@@ -23,7 +23,6 @@ class Stack(nn.Module):
         self.heads = {"out": nn.Linear(4, 1, bias=False, engine=engine, seed=3)}
         self.note = "not a parameter"
         self.constant = Tensor(np.ones(3))  # requires_grad=False: a constant, not a parameter
-        self._hidden = nn.Linear(2, 2)  # private attributes are not walked
         if engine == "tensor":
             self.scale = Tensor(2.0, requires_grad=True)
 
@@ -41,6 +40,20 @@ STACK_SHAPES = [(2, 3), (3, 3), (3,), (3, 3), (3, 3), (3,), (3, 4), (4,), (4, 1)
 
 
 # --- walking the attributes --------------------------------------------------------------
+def test_attributes_whose_names_start_with_an_underscore_are_walked_as_in_pytorch():
+    # they were skipped: a submodule kept as self._inner was never trained nor saved
+    class Private(nn.Module):
+        def __init__(self):
+            self._inner = nn.Linear(2, 2, seed=0)
+            self._scale = Tensor(np.ones(2), requires_grad=True)
+            self.w = Tensor(np.ones(2), requires_grad=True)
+
+    m = Private()
+    assert [n for n, _ in m.named_parameters()] == ["_inner.W", "_inner.b", "_scale", "w"]
+    assert m._inner.W.label == "_inner.W" and "(_inner): Linear(" in repr(m)
+    assert len(nn.optim.SGD(m.parameters(), lr=0.1).params) == 4 and sorted(m.state_dict())[0] == "_inner.W"
+
+
 def test_user_module_finds_parameters_in_lists_dicts_and_submodules():
     m = Stack()
     named = list(m.named_parameters())
@@ -476,7 +489,12 @@ def test_load_takes_the_numbers_of_tensors_that_refuse_asarray(engine):
 def test_non_strict_load_skips_unknown_keys_and_keeps_missing_ones():
     m = nn.RNNModel(2, 3, 2, seed=1)
     before = m.state_dict()
-    m.load_state_dict({"W_hy": np.full((3, 2), 0.5), "junk": np.zeros(4)}, strict=False)
+    keys = m.load_state_dict({"W_hy": np.full((3, 2), 0.5), "junk": np.zeros(4)}, strict=False)
+    # what was left and what was not used, as PyTorch returns them (a load of nothing said nothing)
+    assert keys.missing_keys == ["b_y", "rnn.cells.0.W_hh", "rnn.cells.0.W_xh", "rnn.cells.0.b_h"]
+    assert keys.unexpected_keys == ["junk"]
+    assert m.load_state_dict(before) == ([], [])
+    m.load_state_dict({"W_hy": np.full((3, 2), 0.5)}, strict=False)
     after = m.state_dict()
     assert np.array_equal(after["W_hy"], np.full((3, 2), 0.5))
     assert all(np.array_equal(after[k], before[k]) for k in before if k != "W_hy")
@@ -488,6 +506,22 @@ def test_non_strict_load_skips_unknown_keys_and_keeps_missing_ones():
 
 
 # --- display -----------------------------------------------------------------------------
+def test_repr_of_a_module_that_points_back_at_its_owner_shows_each_module_once():
+    # it recursed until Python's limit
+    class Child(nn.Module):
+        def __init__(self, owner):
+            self.owner = owner
+            self.lin = nn.Linear(2, 2)
+
+    class Parent(nn.Module):
+        def __init__(self):
+            self.child = Child(self)
+
+    text = repr(Parent())
+    assert text.count("Linear(") == 1 and "(owner): Parent (shown above)" in text
+    assert text.startswith("Parent() {\n  (child): Child() {\n")
+
+
 def test_repr_lists_submodules_and_parameter_shapes():
     text = repr(nn.RNNModel(2, 3, 4, num_layers=2))
     lines = [line.strip() for line in text.splitlines()]

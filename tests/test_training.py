@@ -16,6 +16,8 @@ from nn import backends
 from nn.backends import ValueBackend
 from nn.optim import SGD, Adam
 
+from .reference import TensorLike
+
 NAMES = ("rnn.cells.0.W_xh", "rnn.cells.0.W_hh", "rnn.cells.0.b_h", "W_hy", "b_y")
 LR = 0.1
 
@@ -501,9 +503,15 @@ def test_an_input_without_a_time_axis_or_that_the_model_refuses_is_named_as_give
                                          r"batch-first model\), got shape \(5,\)$"):
         nn.train_truncated(net, np.zeros(5), np.zeros((4, 5, 2)), sequence_mse, opt, k=3)
     with pytest.raises(ValueError, match=r"^train_truncated: chunk 1 of 4 \(time steps 1\.\.3\), the model refused "
-                                         r"x's steps \(shape \(4, 3\) of x's \(4, 10\)\): RNNModel\(.*\): the input "
-                                         r"must have shape \(m, T, 2\), got \(4, 3\)$"):
+                                         r"its input: x's steps \(shape \(4, 3\) of x's \(4, 10\)\) and no "
+                                         r"initial state: RNNModel\(.*\): the input must have shape \(m, T, 2\), "
+                                         r"got \(4, 3\)$"):
         nn.train_truncated(net, np.zeros((4, 10)), np.zeros((4, 10, 2)), sequence_mse, opt, k=3)
+    # a bad h0 is named as h0, not blamed on x
+    with pytest.raises(ValueError, match=r"the model refused its input: x's steps \(shape \(4, 3, 2\) of x's "
+                                         r"\(4, 10, 2\)\) and h0 as given: RNNModel\(.*\): h0 must have shape "
+                                         r"\(1, 4, 3\), got \(4, 3\)"):
+        nn.train_truncated(net, np.zeros((4, 10, 2)), np.zeros((4, 10, 2)), sequence_mse, opt, k=3, h0=np.zeros((4, 3)))
 
 
 def test_a_model_whose_modules_point_back_at_each_other_trains():
@@ -587,6 +595,26 @@ def test_a_state_of_several_parts_is_carried_detached_across_chunks(engine):
         opt.step()
         state = tuple(nn.detach(part) for part in state)
     assert_dicts_close(net.state_dict(), ref.state_dict(), rtol=0, atol=0)
+
+
+def test_a_pytorch_target_is_taken_as_its_numbers_also_when_it_requires_grad():
+    # one that requires grad refuses np.asarray: the loss failed with PyTorch's own error
+    _, target = data()
+    pred = Tensor(target * 0.5, requires_grad=True)
+    loss = nn.mse_loss(pred, TensorLike(target))  # (stands in for torch.tensor(target, requires_grad=True))
+    assert loss.item() == pytest.approx(np.mean((target * 0.5 - target) ** 2), rel=1e-15)
+    _, per_step = nn.sequence_loss(nn.mse_loss, pred, TensorLike(target))
+    assert per_step.shape == (target.shape[0],)
+
+
+def test_another_librarys_tensor_is_named_with_its_package():
+    # "must be a Tensor ..., got Tensor" read as a contradiction for a torch.Tensor
+    Foreign = type("Tensor", (), {"__module__": "torch"})
+    with pytest.raises(TypeError, match=r"the prediction must be a Tensor, a Value or an object array of Values, "
+                                        r"got torch\.Tensor$"):
+        nn.mse_loss(Foreign(), [1.0, 1.0])
+    with pytest.raises(TypeError, match=r"parameter 0 is a torch\.Tensor; expected a Tensor with requires_grad=True"):
+        SGD([Foreign()], lr=0.1)
 
 
 def test_a_state_that_cannot_be_detached_stops_training_before_the_step():

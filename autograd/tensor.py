@@ -157,13 +157,15 @@ class Tensor(Node):
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray * Tensor -> Tensor
 
     def __array_function__(self, func, types, args, kwargs):
-        """numpy functions (``np.dot(t, w)``, ``np.stack([a, b])``, ``np.sum(t)``) are refused,
-        saying what to use: they would compute on the numbers alone, and the result would
-        leave the graph without a word, so no gradient would flow back through it. Those
-        whose result is meant as plain numbers answer, on the data: the shape (``np.shape``),
-        a copy (``np.copy``, as ``np.array(t)``), comparisons (``np.allclose``), saving."""
+        """numpy functions that compute what a model computes (``np.dot(t, w)``,
+        ``np.stack([a, b])``, ``np.sum(t)``, ``np.tanh`` aside, a ufunc: see
+        ``_NUMPY_COMPUTING``) are refused, saying what to use: they would compute on the
+        numbers alone, and the result would leave the graph without a word, so no gradient
+        would flow back through it. The others (``np.shape``, ``np.copy``, ``np.allclose``,
+        ``np.save``, ``np.broadcast_arrays``, ``np.histogram``: what plotting, testing and
+        saving use) answer on the data, as on ``np.asarray(t)``."""
         name = func.__name__
-        if name in _NUMPY_READING:  # (by keyword too: np.savez(f, W=w))
+        if name not in _NUMPY_COMPUTING:  # (Tensors by keyword too: np.savez(f, W=w))
             return func(*[a.data if isinstance(a, Tensor) else a for a in args],
                         **{k: v.data if isinstance(v, Tensor) else v for k, v in kwargs.items()})
         module = getattr(func, "__module__", "numpy") or "numpy"
@@ -1132,9 +1134,16 @@ def _ndim(x) -> int:
     return np.ndim(x.data if isinstance(x, Tensor) else x)
 
 
-_NUMPY_READING = frozenset((  # numpy functions that read a Tensor's numbers out, and answer
-    "shape", "ndim", "size", "copy", "array_equal", "array_equiv", "allclose", "isclose",
-    "array2string", "array_repr", "array_str", "save", "savez", "savez_compressed", "savetxt"))
+# numpy functions refused on a Tensor (Tensor.__array_function__): those a model would be
+# built from, whose plain-number result would leave the graph without a word
+_NUMPY_COMPUTING = frozenset((
+    "dot", "matmul", "inner", "vdot", "einsum", "outer", "tensordot", "kron", "trace",
+    "stack", "concatenate", "concat", "hstack", "vstack", "dstack", "column_stack",
+    "sum", "mean", "average", "max", "amax", "min", "amin", "prod", "cumsum", "cumprod", "std", "var",
+    "nansum", "nanmean", "clip", "where", "sort", "diff", "norm", "inv", "solve", "det",
+    "reshape", "transpose", "swapaxes", "moveaxis", "squeeze", "expand_dims", "ravel",
+    "tile", "repeat", "roll", "flip", "pad", "split", "array_split",
+))
 _NUMPY_INSTEAD = {  # what to use for a numpy function refused on a Tensor (Tensor.__array_function__)
     **dict.fromkeys(("dot", "matmul", "inner", "vdot"), "a @ b"),
     "einsum": "@, * and t.sum(axis) (einsum has no Tensor form)",

@@ -62,8 +62,8 @@ Options (all keyword-only):
 * ``collapse`` (False): every time-step box (scope tag ``t=<number>``) becomes one node that
   lists the ops inside and counts its edges in and out; layer boxes and shared leaves stay,
   and the entries of one array that feed the steps (leaves labelled ``W_hh[0,0]``,
-  ``W_hh[0,1]``, ...: a value-engine weight) become one node, ``W_hh`` over ``8×8 entries``
-  and their data and gradients as for a Tensor; the edges between two drawn nodes merge into
+  ``W_hh[0,1]``, ...: a value-engine weight) become one node, ``W_hh`` over ``64 entries
+  [0..7, 0..7]`` and their data and gradients as for a Tensor; the edges between two drawn nodes merge into
   one, labelled ``×k`` for k uses (their gradient sizes combine as an L2 norm); outside the
   gradient view, Graphviz bundles edges that share an end;
 * ``max_nodes`` (600), ``max_edges`` (1,000), ``max_steps`` (24), each None for no limit, and
@@ -469,13 +469,21 @@ class _Boxes:
         a readout's, stay one by one; so do Tensors labelled so, each an array of its own)."""
         graph, shared, step_of = self.graph, self.shared, self.step_of
         feeds_steps = {j for j, i, _ in graph.edges if step_of[i] >= 0 > step_of[j]}
-        groups: dict[tuple, list[int]] = {}
-        for i in sorted(feeds_steps):
+        groups: list[tuple[str, list[int]]] = []
+        open_groups: dict[tuple, tuple[list, set]] = {}  # the group each key fills now, and its indices
+        for i in sorted(feeds_steps):  # in the order the entries were made
             node = graph.order[i]
             if not graph.is_op[i] and np.ndim(node.data) == 0 and (m := _ENTRY.fullmatch(node.label or "")):
                 key = (m.group(1), id(self.box_of[i]), _node_kind(graph, shared, i))
-                groups.setdefault(key, []).append(i)
-        return [(key[0], members) for key, members in groups.items() if len(members) > 1]
+                members, indices = open_groups.get(key, (None, None))
+                if members is None or m.group(2) in indices:
+                    # an index met again: another array of the same name (two cells' W_hh)
+                    members, indices = [], set()
+                    open_groups[key] = (members, indices)
+                    groups.append((m.group(1), members))
+                members.append(i)
+                indices.add(m.group(2))
+        return [(name, members) for name, members in groups if len(members) > 1]
 
     def name(self, k: int) -> str:
         """The DOT name of drawn node ``k`` (an index into ``rep``'s values)."""
@@ -581,22 +589,23 @@ class _Text:
 
     def entries(self, name: str, nodes: list) -> str:
         """The text of the entries of one array, drawn as one node: e.g. ``W_hh`` over
-        ``8×8 entries`` and their data and gradients as for a Tensor of that shape."""
-        found = [tuple(map(int, _ENTRY.fullmatch(node.label).group(2).split(","))) for node in nodes]
-        shape = tuple(1 + max(column) for column in zip(*found)) if len({len(k) for k in found}) == 1 else ()
-        whole = shape and math.prod(shape) == len(set(found)) == len(found)
-        lines = [name if self.show_label else "", f"{'×'.join(map(str, shape))} entries" if whole
-                 else f"{len(nodes)} entries"]
-        shape = shape if whole else (len(nodes),)
-        where = found if whole else [(k,) for k in range(len(nodes))]
+        ``64 entries [0..7, 0..7]`` (the indices they span: only the entries drawn, which may
+        be part of the array) and the mean and range of their data and gradients."""
+        found = sorted((tuple(map(int, _ENTRY.fullmatch(node.label).group(2).split(","))), k)
+                       for k, node in enumerate(nodes))
+        nodes = [nodes[k] for _, k in found]  # in the order of their indices
+        indices = [index for index, _ in found]
+        spans = ""
+        if len({len(index) for index in indices}) == 1:
+            spans = " [" + ", ".join(f"{min(c)}" if min(c) == max(c) else f"{min(c)}..{max(c)}"
+                                     for c in zip(*indices)) + "]"
+        lines = [name if self.show_label else "", f"{len(nodes)} entries{spans}"]
 
-        def gather(attribute: str) -> np.ndarray:
-            out = np.zeros(shape)  # (a gradient backward did not reach is a zero)
-            for index, node in zip(where, nodes):
-                value = getattr(node, attribute)
-                if value is not type(node)._EMPTY_GRAD or attribute == "data":
-                    out[index] = value
-            return out
+        def gather(attribute: str) -> np.ndarray:  # (a gradient backward did not reach is a zero)
+            values = [getattr(node, attribute) for node in nodes]
+            if attribute == "grad":
+                values = [0.0 if v is type(node)._EMPTY_GRAD else v for v, node in zip(values, nodes)]
+            return np.array(values, dtype=float)
 
         if self.show_data:
             lines += _numbers(gather("data"), "data ")

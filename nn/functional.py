@@ -33,6 +33,7 @@ def _elementwise(name: str):
     def f(x):
         if type(x) is Tensor:  # first, and without a lookup by name: an RNN step calls this
             return on_tensor(x)
+        x = _values_array(x)
         if isinstance(x, (Tensor, Value)):
             return getattr(x, name)()
         if isinstance(x, np.ndarray) and x.dtype == object:
@@ -58,6 +59,7 @@ def identity(x):
 
 def clip(x, low: float, high: float):
     """``x`` limited to ``[low, high]``; the gradient is zero where it was limited."""
+    x = _values_array(x)
     if isinstance(x, (Tensor, Value)):
         return x.clip(low, high)
     if isinstance(x, np.ndarray) and x.dtype == object:
@@ -65,11 +67,30 @@ def clip(x, low: float, high: float):
     raise _not_a_node("clip", x)
 
 
+def _values_array(x):
+    """A list or tuple of Values (nested, as micrograd's layers return them) as an object
+    array of them, which every function here takes; anything else as it is."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    pending, found = [x], 0
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif isinstance(item, Value):
+            found += 1
+        else:
+            return x
+    return np.array(x, dtype=object) if found else x
+
+
 def _not_a_node(name: str, x, what: str = "a Tensor, a Value or an object array of Values") -> TypeError:
     """The error for ``name(x)`` on something that is neither engine's: plain numbers, say,
     which would have no graph to differentiate."""
     given = f"a numpy {x.dtype} array" if isinstance(x, np.ndarray) else f"a {type_name(x)}"
-    if isinstance(x, (np.ndarray, list, tuple, int, float)):
+    if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
+        hint = ": join Tensors into one with autograd.stack(...) first"
+    elif isinstance(x, (np.ndarray, list, tuple, int, float)):
         hint = (": plain numbers have no graph; make them a Tensor first (Tensor(x, requires_grad=True)) "
                 "or use numpy for values alone")
     elif isinstance(x, Value):  # (softmax of one number is 1)
@@ -99,6 +120,7 @@ def log_softmax(z, axis: int = -1):
     z - max(z) - log(sum(exp(z - max(z)))), where max(z) is a constant shift."""
     if isinstance(z, Tensor):
         return z.log_softmax(axis)
+    z = _values_array(z)
     shift = _data_of_values(z, "log_softmax").max(axis=axis, keepdims=True)
     shifted = z - shift
     return shifted - log(exp(shifted).sum(axis=axis, keepdims=True))
@@ -108,6 +130,7 @@ def softmax(z, axis: int = -1):
     """softmax(z) = exp(z - max z) / sum(exp(z - max z)) along ``axis``."""
     if isinstance(z, Tensor):
         return z.softmax(axis)
+    z = _values_array(z)
     shift = _data_of_values(z, "softmax").max(axis=axis, keepdims=True)
     e = exp(z - shift)
     return e / e.sum(axis=axis, keepdims=True)

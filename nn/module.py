@@ -49,6 +49,7 @@ class Module:
                     raise type(e)(f"{type(self).__name__}: {e}").with_traceback(e.__traceback__) from None
                 raise
             if type(self).__init__ is __init__:  # the outermost constructor has finished
+                self._refuse_op_results()
                 self._relabel()
                 object.__setattr__(self, "_built", True)
 
@@ -61,6 +62,20 @@ class Module:
         if (self.__dict__.get("_built") or type(self).__init__ is object.__init__) and any(
                 isinstance(v, Module) or backends.is_parameter(v) for _, v in _flatten(name, value, [])):
             self._relabel()
+
+    def _refuse_op_results(self) -> None:
+        """A clear error for an attribute set in the constructor to an op's result that needs a
+        gradient (``self.W = Tensor(w, requires_grad=True) * 0.1``): meant as a parameter, it
+        is not one (only leaves are; an optimizer would move the result, not the leaf), and
+        left alone it would silently never be trained."""
+        for name, value in self._children():
+            if backends.takes_gradient(value) and not backends.is_parameter(value):
+                node = value.flat[0] if isinstance(value, np.ndarray) else value
+                raise TypeError(
+                    f"{type(self).__name__}: {name} is the result of an op ('{node.op}'), not a parameter: "
+                    "only leaves are parameters. Make it one directly, e.g. Tensor(0.1 * w, "
+                    "requires_grad=True), or compute it in forward"
+                )
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")

@@ -343,6 +343,24 @@ def test_load_state_dict_of_a_models_own_parameters_swapped_swaps_them():
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_an_op_result_set_as_a_weight_in_the_constructor_is_refused_by_name(engine):
+    # meant as a parameter, it is not one (only leaves are): it was left out without a word
+    # and never trained, where a state kept by forward is rightly left out
+    w = np.random.default_rng(0).standard_normal((3, 1))
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.lin = nn.Linear(3, 1, engine=engine, seed=0)
+            scaled = (Tensor(w, requires_grad=True) * 0.1 if engine == "tensor"
+                      else nn.backends.ValueBackend.parameter(w, "W") * 0.1)
+            self.extra = [scaled]
+
+    with pytest.raises(TypeError, match=r"^Net: extra\.0 is the result of an op \('\*'\), not a parameter: only "
+                                        r"leaves are parameters\. Make it one directly"):
+        Net()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("detached", [True, False], ids=["detached", "live"])
 def test_a_state_kept_on_a_module_is_not_a_parameter_on_either_engine(engine, detached):
     # Detached, as a detached Tensor is a constant; on the value engine any object array of

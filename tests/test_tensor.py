@@ -1512,6 +1512,11 @@ def test_the_graph_way_of_a_refused_numpy_function_gives_the_true_gradient():
     assert np.allclose(x, [1.0, 2.0, 3.0]) and np.array_equal(x, np.array([1.0, 2.0, 3.0]))
     assert type(np.copy(x)) is np.ndarray and np.copy(x) is not x.data
     assert np.allclose(x, b=[1.0, 2.0, 3.0])  # by keyword too (it recursed until Python's limit)
+    # and those that plotting and testing use (matplotlib's bar broadcasts its heights)
+    heights, _ = np.broadcast_arrays(x, 1.0)
+    assert type(heights) is np.ndarray and np.atleast_2d(x).shape == (1, 3)
+    assert np.result_type(x) == np.float64 and list(np.histogram(x, bins=2)[0]) == [1, 2]
+    np.testing.assert_almost_equal(x, [1.0, 2.0, 3.0])
 
 
 def test_a_tensor_saves_with_numpy_by_position_and_by_keyword(tmp_path):

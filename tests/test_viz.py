@@ -324,9 +324,9 @@ def test_collapse_draws_the_entries_of_a_value_engine_parameter_as_one_node():
     for name, uses in (("W_xh", 2 * hidden), ("W_hh", hidden * hidden), ("b_h", hidden)):
         (node,) = dot.named(f"cells.0.{name}")
         w, g = weights[f"cells.0.{name}"], grads[f"cells.0.{name}"]
-        shape = "×".join(map(str, w.shape))
+        spans = ", ".join(f"0..{n - 1}" for n in w.shape)
         assert dot.nodes[node]["label"].split("\n") == [
-            f"cells.0.{name}", f"{shape} entries",
+            f"cells.0.{name}", f"{w.size} entries [{spans}]",
             f"data mean {w.mean():.4g}", f"range [{w.min():.4g}, {w.max():.4g}]",
             f"grad mean {g.mean():.4g}", f"range [{g.min():.4g}, {g.max():.4g}]"]
         assert dot.nodes[node]["shape"] == "hexagon" and dot.nodes[node]["boxes"] == ("layer 0",)
@@ -334,6 +334,17 @@ def test_collapse_draws_the_entries_of_a_value_engine_parameter_as_one_node():
     assert not [k for k, a in dot.nodes.items() if "[" in a["label"].split("\n")[0]]  # no entry is left alone
     # arrays into steps, step into step, and the sum (0 + h[0]) + h[1] ... of the last state
     assert drawing.edge_count == len(dot.edges) == 3 * T + (T - 1) + hidden + hidden
+    # two arrays of one name (two cells' W_hh, side by side in one box) stay two nodes
+    c1, c2 = nn.RNNCell(1, 2, engine="value", seed=0), nn.RNNCell(2, 2, engine="value", seed=1)
+    h1 = h2 = None
+    for t in range(3):
+        with scope(f"t={t + 1}"):
+            h1 = c1(np.ones((1, 1)), h1)
+            h2 = c2(h1, h2)
+    dot = parse(draw_graph(sum(h2.ravel()), collapse=True))
+    assert [dot.nodes[k]["label"].split("\n")[1] for k in dot.named("W_hh")] == ["4 entries [0..1, 0..1]"] * 2
+    assert sorted(dot.nodes[k]["label"].split("\n")[1] for k in dot.named("W_xh")) == [
+        "2 entries [0, 0..1]", "4 entries [0..1, 0..1]"]  # c1's is 1 x 2
     # Tensors labelled as entries are arrays of their own: they stay apart
     xs = [Tensor(np.ones(3), requires_grad=True, label=f"x[{i}]") for i in range(2)]
     h = Tensor(np.zeros(3))
@@ -374,7 +385,7 @@ def test_the_edge_guard_refuses_a_drawing_dot_would_take_minutes_over():
             w.label = f"w[{i},{j}]"
     drawing = draw_graph(loss, collapse=True)
     assert drawing.edge_count == T + (T - 1) + hidden + hidden
-    assert parse(drawing).named("w") and "8×8 entries" in drawing.source
+    assert parse(drawing).named("w") and "64 entries [0..7, 0..7]" in drawing.source
 
 
 def test_size_guard_suggests_collapse_or_collapses():

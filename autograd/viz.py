@@ -65,7 +65,7 @@ Options (all keyword-only):
   ``W_hh[0,1]``, ...: a value-engine weight) become one node, ``W_hh`` over ``64 entries
   [0..7, 0..7]`` and their data and gradients as for a Tensor; the edges between two drawn nodes merge into
   one, labelled ``×k`` for k uses (their gradient sizes combine as an L2 norm); outside the
-  gradient view, Graphviz bundles edges that share an end;
+  gradient view, left to right, Graphviz bundles edges that share an end;
 * ``max_nodes`` (600), ``max_edges`` (1,000), ``max_steps`` (24), each None for no limit, and
   ``on_overflow`` ("raise" or "collapse"): a drawing of more nodes or edges, or one that would
   unfold a sequence of more time steps (whose layout time grows with the square of their
@@ -206,7 +206,9 @@ def draw_graph(root, *, show_label: bool = True, show_data: bool = True, show_gr
         node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3", "margin": "0.08,0.03"},
         edge_attr={"color": "#6b6b6b", "arrowsize": "0.6", "fontname": "Helvetica", "fontsize": "9"},
     )
-    if boxes.folded and not gradient_view:  # bundle the many edges of shared nodes into folded steps
+    # Bundle the many edges of shared nodes into folded steps. NOTE: not top to bottom, where
+    # dot (2.43) fails on some bundles ("trouble in init_rank"; a 1-unit RNN folded in rows of 5).
+    if boxes.folded and not gradient_view and rankdir in ("LR", "RL"):
         drawing.graph_attr["concentrate"] = "true"
     drawing.node_count, drawing.edge_count, drawing.collapsed = boxes.drawn, edge_count, boxes.folded
     return drawing

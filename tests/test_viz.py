@@ -692,6 +692,18 @@ def test_one_folded_step_per_row_renders(engine):
     assert all(f"t={t}" in svg for t in range(1, 7))
 
 
+@pytest.mark.parametrize("rankdir", ["TB", "BT", "LR"])
+def test_folded_rows_lay_out_top_to_bottom_too(rankdir):
+    # with edges bundled (concentrate), dot failed on this one: "trouble in init_rank"
+    m = nn.RNNModel(1, 1, 1, mode="many_to_many", engine="value", seed=0)
+    y, _ = m(np.random.default_rng(0).standard_normal((12, 1, 1)))
+    loss = nn.sequence_loss(nn.mse_loss, y, np.zeros((12, 1, 1)))[0]
+    drawing = draw_graph(loss, collapse=True, steps_per_row=5, rankdir=rankdir)
+    svg = drawing.pipe(format="svg").decode()
+    assert all(f"t={t}" in svg for t in range(1, 13))
+    assert ("concentrate" in drawing.graph_attr) == (rankdir == "LR")
+
+
 def test_a_too_big_graph_without_time_steps_is_not_told_to_collapse():
     v = Value(1.0, "a")
     for _ in range(30):

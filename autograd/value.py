@@ -316,7 +316,15 @@ class Value(Node):
         return _result(_ieee(pow, b, self.data), self, None, _rpow_op(b))
 
     def __float__(self):
-        return self.data
+        """Refused: ``math.tanh(v)``, ``math.exp(v)`` would call it and compute on the number
+        alone, and whatever is built on their float would get a wrong gradient without a
+        word (micrograd's Value, which has no ``__float__``, refuses them too)."""
+        raise TypeError(
+            f"a Value is not converted to a float implicitly (got {self._describe()}): math.tanh(v), "
+            "math.exp(v) and the like would drop the graph, and gradients through them would be "
+            "wrong. Use the Value's own ops (v.tanh(), v.exp(), v.log(), v.relu(), v.sigmoid()), "
+            "or v.item() / v.data for the number"
+        )
 
     def item(self) -> float:
         """The number, as a Tensor's ``item()`` gives it: code that reads ``loss.item()``

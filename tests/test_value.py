@@ -244,8 +244,22 @@ def test_repr_is_short_and_shows_data_and_grad():
     assert len(repr(Value(1 / 3, label="h"))) < 60
 
 
-def test_float_and_numpy_scalars():
-    assert float(Value(2.5)) == 2.5
+def test_math_functions_on_a_value_are_refused_rather_than_cut_the_graph():
+    # math.tanh(x) * x gave dL/dx = tanh(x) = 0.462 at 0.5, not 0.855: math.tanh took the
+    # float of x, and the product's gradient alone came back (micrograd refuses it too)
+    x = Value(0.5)
+    for f in (math.tanh, math.exp, math.log, float):
+        with pytest.raises(TypeError, match=r"a Value is not converted to a float implicitly \(got leaf 0\.5\): "
+                                            r"math\.tanh\(v\), math\.exp\(v\) .* Use the Value's own ops "
+                                            r"\(v\.tanh\(\)"):
+            f(x)
+    y = x.tanh() * x
+    y.backward()
+    assert x.grad == pytest.approx(math.tanh(0.5) + 0.5 * (1 - math.tanh(0.5) ** 2), rel=1e-15)
+    assert x.item() == x.data == 0.5
+
+
+def test_numpy_scalars():
     for x in (3, np.float32(0.5), np.int64(-2), np.array(1.25)):
         v = Value(x)
         assert type(v.data) is float and v.data == float(x)

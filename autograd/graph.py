@@ -559,10 +559,12 @@ def note_changed(node: Node) -> None:
     before now that reaches ``node`` is then refused: its ops would read the new numbers and
     give gradients for weights the graph was not built with (PyTorch refuses the same).
 
-    NOTE: the check compares with the output's creation number only, one lookup per leaf
-    per pass. A node made before the change inside a graph whose output is made after it
-    is not caught; PyTorch's per-tensor version counters catch that too, at a cost on
-    every op."""
+    NOTE: the check compares with the output's creation number, one lookup per leaf per
+    pass, and then with the oldest op the pass ran: only when a leaf changed after that one
+    does it look at the ops that read the leaf (:meth:`_Pass.refuse_stale`), so that a graph
+    that reaches back to before the change (a state carried across a training step without
+    detaching it) is caught too, without a cost on every op or on every pass, where
+    PyTorch's per-tensor version counters cost on every op."""
     if len(_CHANGED) >= _CHANGED_LIMIT:
         _CHANGED.clear()
     _CHANGED[id(node)] = next(_ids)
@@ -637,7 +639,8 @@ def backward(root: Node, grad=None) -> None:
     run = _Pass(root)
     try:
         run.propagate(seed, STATE.anomaly)
-        refuse_changed(root, run.leaves)  # returns at once unless some leaf was changed in place
+        if _CHANGED:  # some leaf was changed in place since the process started
+            run.refuse_stale()
         run.finish(STATE.anomaly)
     except BaseException:
         run.undo()
@@ -841,6 +844,38 @@ class _Pass:
                         _check_backward(node)
                 else:  # a node no gradient reached passes nothing on
                     node.grad = nothing
+
+    def refuse_stale(self) -> None:
+        """A clear error if a leaf this pass reached was changed in place after an op of the
+        graph that reads it was made: after the output (:func:`refuse_changed`), or after an
+        older op inside a graph whose output is newer than the change, as when a hidden state
+        is carried into the next chunk without ``nn.detach``; the backward of those ops would
+        read the new numbers, and the gradient would be wrong without a word."""
+        root = self.root
+        refuse_changed(root, self.leaves)
+        oldest = root._id
+        for queue in self.queues:  # each stretch's oldest op is its last one
+            for node in reversed(queue):
+                if node is not None:
+                    oldest = min(oldest, node._id)
+                    break
+        stale = {id(leaf): leaf for leaf in self.leaves if changed_after(leaf, oldest)}
+        if not stale:
+            return
+        for queue in self.queues:
+            for node in queue:
+                if node is None:
+                    continue
+                for parent in node._prev:
+                    if id(parent) in stale and changed_after(parent, node._id):
+                        raise RuntimeError(
+                            f"backward() from {root._describe()}: {parent._describe()} was changed in place (an "
+                            f"optimizer step or load_state_dict) after {node._describe()}, an op of this graph "
+                            "that reads it, was computed: the graph reaches back to before the step, and its "
+                            "gradients there would be taken at the new numbers. Carry a hidden state into the "
+                            "next chunk detached (h = nn.detach(h) after each step, as nn.train_truncated "
+                            "does), or run the forward pass again"
+                        )
 
     def undo(self) -> None:
         """After a failure: every gradient back to what it was before the pass."""

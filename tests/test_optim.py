@@ -348,6 +348,49 @@ def test_a_graph_built_after_the_step_runs_even_through_leaves_made_before_it():
     np.testing.assert_allclose(W.grad, carried.data.T @ np.ones((1, 2)), rtol=1e-15)
 
 
+@pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_state_carried_across_a_step_without_detaching_is_refused(engine):
+    # The second chunk's graph reached back into the first's, whose ops read W_hh before the
+    # step: backward took their gradients at the new weights, a wrong answer without a word.
+    model = nn.RNNModel(2, 3, 1, mode="many_to_many", engine=engine, seed=0)
+    opt = SGD(model.parameters(), lr=0.1)
+    x, target = np.ones((4, 1, 2)), np.zeros((4, 1, 1))
+
+    def chunk(c, h):
+        y, h = model(x[2 * c:2 * c + 2], h)
+        return nn.sequence_loss(nn.mse_loss, y, target[2 * c:2 * c + 2])[0], h
+
+    loss, h = chunk(0, None)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    loss, _ = chunk(1, h)  # h not detached
+    grads = model.grad_dict()
+    with pytest.raises(RuntimeError, match=r"backward\(\) from .*: rnn\.cells\.0\.W_(hh|xh)\S* .*was changed in "
+                                           r"place \(an optimizer step or load_state_dict\) after .*, an op of this "
+                                           r"graph that reads it, was computed: .*h = nn\.detach\(h\)"):
+        loss.backward()
+    assert all(np.array_equal(g, model.grad_dict()[k]) for k, g in grads.items())  # nothing was written
+    loss, _ = chunk(1, nn.detach(h))  # detached, it runs
+    loss.backward()
+
+
+def test_an_old_op_that_reads_only_leaves_left_unchanged_runs():
+    # a graph may reach back past a step through ops that read no changed leaf: a feature of
+    # a frozen weight E computed once, before training
+    E, W = Tensor([[1.0, 2.0]], requires_grad=True), Tensor([[0.5], [0.25]], requires_grad=True)
+    feature = E * 3.0  # made before the steps; E is not in the optimizer
+    opt = SGD([W], lr=0.1)
+    expected = np.zeros((1, 2))  # E's gradient adds up over the passes (nothing resets it)
+    for _ in range(3):
+        opt.zero_grad()
+        expected += 3.0 * W.data.T  # each pass at the W of its forward
+        (feature @ W).sum().backward()
+        opt.step()
+    np.testing.assert_array_equal(W.grad, feature.data.T)
+    np.testing.assert_allclose(E.grad, expected, rtol=1e-15)
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 

@@ -1554,3 +1554,16 @@ def test_a_subclass_of_tensor_runs_every_op_as_a_tensor_does():
     np.testing.assert_allclose(a.grad, b.data + (1 - np.tanh(a.data) ** 2) + 2.0 + 2.0, rtol=1e-15)
     np.testing.assert_array_equal(b.grad, a.data)
     assert type(y) is Tensor
+
+
+def test_an_ordering_comparison_says_to_compare_the_numbers():
+    # Python's own "'>' not supported between instances" named no way out
+    t = leaf([-1.0, 2.0])
+    for compare, symbol in [(lambda: t > 0, ">"), (lambda: t <= 1.0, "<="), (lambda: 0 < t, ">"),
+                            (lambda: np.zeros(2) >= t, "<=")]:
+        with pytest.raises(TypeError, match=rf"^{re.escape(symbol)} on a Tensor is not an op .* t\.data "
+                                            rf"{re.escape(symbol)} x, for a bool array"):
+            compare()
+    relu = t * (t.data > 0)  # the way the message gives
+    relu.sum().backward()
+    np.testing.assert_array_equal(t.grad, [0.0, 1.0])

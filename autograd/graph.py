@@ -397,6 +397,27 @@ class Node:
     def is_leaf(self) -> bool:
         return self._p0 is None
 
+    # --- ordering comparisons: not ops, refused saying what to compare ---------------------
+    _COMPARED = "v.data {} x"  # what a kind suggests comparing instead
+
+    def _refuse_comparison(self, symbol: str):
+        raise TypeError(
+            f"{symbol} on a {type(self).__name__} is not an op (no gradient flows through a comparison): "
+            f"compare the numbers, {self._COMPARED.format(symbol)}"
+        )
+
+    def __lt__(self, other):
+        self._refuse_comparison("<")
+
+    def __le__(self, other):
+        self._refuse_comparison("<=")
+
+    def __gt__(self, other):
+        self._refuse_comparison(">")
+
+    def __ge__(self, other):
+        self._refuse_comparison(">=")
+
     def _describe(self) -> str:
         """One line naming this node for error messages."""
         if self._op is NOT_RECORDED:
@@ -924,7 +945,9 @@ def _check_backward(node) -> None:
     is_finite = node._is_finite
     for i, p in enumerate(node._prev):
         g = p.grad
-        if g is not None and not is_finite(g):
+        # (a constant, such as a number operand, takes a gradient nothing reads: its
+        # overflow is no anomaly)
+        if g is not None and p._op is not NOT_RECORDED and not is_finite(g):
             raise AnomalyError(
                 f"backward of op '{node._op}' gave input {i} a non-finite gradient {p._summarize(g)}\n"
                 f"  scope: {format_scope(node._scope)}\n"

@@ -365,23 +365,7 @@ class Tensor(Node):
             return data.astype(dtype)
         return data.copy() if copy else data
 
-    def _refuse_comparison(self, other, symbol: str):
-        raise TypeError(
-            f"{symbol} on a Tensor is not an op (no gradient flows through a comparison): compare the "
-            f"numbers, t.data {symbol} x, for a bool array (a mask to multiply by, or to index with)"
-        )
-
-    def __lt__(self, other):
-        self._refuse_comparison(other, "<")
-
-    def __le__(self, other):
-        self._refuse_comparison(other, "<=")
-
-    def __gt__(self, other):
-        self._refuse_comparison(other, ">")
-
-    def __ge__(self, other):
-        self._refuse_comparison(other, ">=")
+    _COMPARED = "t.data {} x, for a bool array (a mask to multiply by, or to index with)"
 
     def __bool__(self) -> bool:
         if self.data.size != 1:

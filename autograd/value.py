@@ -86,11 +86,19 @@ def _pow_backward(op, out):
     d = _ieee(pow, x, p - 1.0)
     if abs(p) >= _EXACT:  # p is an even integer, so p - 1 is odd: x**(p - 1) has x's sign,
         d = math.copysign(d, x)  # which is lost where p - 1 rounded to an even number
-    a.grad += out.grad * p * d
+    g = out.grad * p * d
+    if not _NORMAL <= abs(d) < math.inf and x != 0.0 and 0.0 < abs(out.data) < math.inf:
+        # x**(p - 1) overflowed or lost digits where the gradient itself need not: for a
+        # divisor b in a / b = a * b**-1, b**-2 is inf from |b| < 1e-154 on and subnormal
+        # past 1e154, and -g / b² came out -inf, NaN (0 * inf) or 1e-5 off. Taken as
+        # g p x**p / x, in that order, it is finite: -1e160 for 1e-160 / 1e-160, as in PyTorch.
+        g = out.grad * p * out.data / x
+    a.grad += g
 
 
 # From 2**53 on, every float is an even integer: p - 1 is not representable and rounds.
 _EXACT = 2.0**53
+_NORMAL = 2.2250738585072014e-308  # the smallest normal float64: below it, digits are lost
 
 
 def _rpow_backward(op, out):
@@ -365,7 +373,9 @@ def _as_value(x, what: str):
         x = _operand(x, what)
         if x is NotImplemented or isinstance(x, Value):  # a subclass of Value is a Value
             return x
-    return leaf(_new(Value), x, _ZERO)
+    constant = leaf(_new(Value), x, _ZERO)
+    constant._op = NOT_RECORDED  # (so detect_anomaly does not blame it for the gradient it is given)
+    return constant
 
 
 def _result(data: float, a: Value, b: Value | None, op: Op,

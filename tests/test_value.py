@@ -10,7 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from autograd import Value, gradcheck, no_grad, topological_order
+from autograd import AnomalyError, Value, detect_anomaly, gradcheck, no_grad, topological_order
 
 from .cases import CASES, Float, check_case_on
 
@@ -520,3 +520,39 @@ def test_numpy_arrays_still_apply_value_ops_entrywise():
 def test_item_gives_the_number_as_a_tensor_s_does():
     loss = (Value(1.5) * 2.0).tanh()
     assert loss.item() == loss.data == math.tanh(3.0) and type(loss.item()) is float
+
+
+@pytest.mark.parametrize("a, b", [(1e-160, 1e-160), (0.0, 1e-160), (1e-300, 1e-300), (1e160, 1e160),
+                                  (1e300, 1e300), (3.0, 7.0)])
+def test_a_divisors_gradient_holds_far_into_the_float_range(a, b):
+    # b**-2 overflows from |b| < 1e-154 on and is subnormal past 1e154: d(a/b)/db came out
+    # -inf, NaN or 1e-5 off, where -a/b² = -(a/b)/b is a normal float (PyTorch's numbers)
+    x, y = Value(a), Value(b)
+    (x / y).backward()
+    assert y.grad == pytest.approx(-(a / b) / b, rel=1e-15, abs=0) and x.grad == pytest.approx(1 / b, rel=1e-15)
+    z = Value(a if a else 1.0)
+    (z / z).backward()
+    assert z.grad == pytest.approx(0.0, abs=1e-300 if a else 0)  # d(z/z)/dz = 0
+
+
+def test_anomaly_mode_does_not_blame_a_number_operand_for_its_gradient():
+    # (x / 1e100) * w: the constant 1e-100 takes the gradient 1e200 * 1e150 = inf, which
+    # nothing reads; every real gradient is finite
+    x, w = Value(1e200, "x"), Value(1e150, "w")
+    with detect_anomaly():
+        loss = (x / 1e100) * w
+        loss.backward()
+    assert (x.grad, w.grad) == (pytest.approx(1e50, rel=1e-15), pytest.approx(1e100, rel=1e-15))
+    with detect_anomaly(), pytest.raises(AnomalyError, match="gave input 0 a non-finite gradient inf"):
+        x, w, v = Value(1e-200, "x"), Value(1e200, "w"), Value(1e200, "v")
+        ((x * w) * v).backward()  # dL/dx = w v overflows on a real input: still caught
+
+
+def test_an_ordering_comparison_of_values_says_to_compare_the_numbers():
+    a, b = Value(1.0), Value(2.0)
+    for compare, symbol in [(lambda: a > 0, ">"), (lambda: a <= b, "<="), (lambda: max(a, b), ">"),
+                            (lambda: sorted([b, a]), "<")]:
+        with pytest.raises(TypeError, match=rf"^{re.escape(symbol)} on a Value is not an op .* compare the "
+                                            rf"numbers, v\.data {re.escape(symbol)} x$"):
+            compare()
+    assert max([a, b], key=lambda v: v.data) is b  # the way it says

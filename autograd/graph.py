@@ -59,6 +59,12 @@ class Op(str):
 
     __slots__ = ()
     constants: dict = {}
+    # The inputs whose numbers the backward reads (positions), or None for all of them: an
+    # op whose backward reads none (+, a reshape, tanh, which reads its output) can run at
+    # an input changed in place since (see _Pass.refuse_stale). Given as a constant: reads=()
+    # for none; for a product, {k: the inputs whose gradients read input k}: {0: (1,), 1: (0,)}
+    # for a * b, whose b is read only if a takes a gradient.
+    reads = None
 
     def __new__(cls, name: str, backward=None, **constants):
         # Each op gets its own subclass, with ``backward`` as a method: the backward loop
@@ -400,23 +406,25 @@ class Node:
     # --- ordering comparisons: not ops, refused saying what to compare ---------------------
     _COMPARED = "v.data {} x"  # what a kind suggests comparing instead
 
-    def _refuse_comparison(self, symbol: str):
+    def _refuse_comparison(self, other, symbol: str):
+        if not isinstance(other, (Node, int, float)) and not hasattr(other, "__array__"):
+            return NotImplemented  # another kind of object may know how to compare with a node
         raise TypeError(
             f"{symbol} on a {type(self).__name__} is not an op (no gradient flows through a comparison): "
             f"compare the numbers, {self._COMPARED.format(symbol)}"
         )
 
     def __lt__(self, other):
-        self._refuse_comparison("<")
+        return self._refuse_comparison(other, "<")
 
     def __le__(self, other):
-        self._refuse_comparison("<=")
+        return self._refuse_comparison(other, "<=")
 
     def __gt__(self, other):
-        self._refuse_comparison(">")
+        return self._refuse_comparison(other, ">")
 
     def __ge__(self, other):
-        self._refuse_comparison(">=")
+        return self._refuse_comparison(other, ">=")
 
     def _describe(self) -> str:
         """One line naming this node for error messages."""
@@ -611,6 +619,12 @@ def refuse_changed(root: Node, leaves, what: str = "backward()") -> None:
                 "step or load_state_dict) after this graph was built, so its gradients would be taken at the "
                 "new numbers. Run backward before the step, or run the forward pass again after it"
             )
+
+
+def _takes_gradient(node: Node) -> bool:
+    """Whether backward computes a gradient for ``node``: a Tensor that requires one, a Value
+    that is not a constant."""
+    return getattr(node, "requires_grad", node._op is not NOT_RECORDED)
 
 
 def topological_order(*roots: Node) -> list:
@@ -870,8 +884,10 @@ class _Pass:
         """A clear error if a leaf this pass reached was changed in place after an op of the
         graph that reads it was made: after the output (:func:`refuse_changed`), or after an
         older op inside a graph whose output is newer than the change, as when a hidden state
-        is carried into the next chunk without ``nn.detach``; the backward of those ops would
-        read the new numbers, and the gradient would be wrong without a word."""
+        is carried into the next chunk without ``nn.detach``, whose backward reads the leaf's
+        numbers (``Op.reads``: a product, not a sum or a view); the gradient would be taken
+        at the new numbers without a word. (As in PyTorch, which checks the tensors each op
+        saved for its backward.)"""
         root = self.root
         refuse_changed(root, self.leaves)
         oldest = root._id
@@ -887,8 +903,11 @@ class _Pass:
             for node in queue:
                 if node is None:
                     continue
-                for parent in node._prev:
-                    if id(parent) in stale and changed_after(parent, node._id):
+                reads, parents = node._op.reads, node._prev
+                for k, parent in enumerate(parents):
+                    if id(parent) in stale and changed_after(parent, node._id) and (reads is None or (
+                            any(_takes_gradient(parents[j]) for j in reads.get(k, ())) if isinstance(reads, dict)
+                            else k in reads)):
                         raise RuntimeError(
                             f"backward() from {root._describe()}: {parent._describe()} was changed in place (an "
                             f"optimizer step or load_state_dict) after {node._describe()}, an op of this graph "
@@ -931,7 +950,7 @@ class _Pass:
                     f"backward(): cannot add this pass's gradient of {node._describe()} to the one "
                     f"it already had ({e}). {node._how_to_reset()}"
                 ) from None
-            if checked and not node._is_finite(total):
+            if checked and node._op is not NOT_RECORDED and not node._is_finite(total):
                 raise AnomalyError(
                     f"adding this pass's gradient of {node._describe()} to the one it already had "
                     f"gives a non-finite gradient {node._summarize(total)}\n  scope: {format_scope(node._scope)}"

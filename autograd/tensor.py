@@ -735,12 +735,13 @@ class Primitive:
     see :func:`_getitem_backward`); it gives the gradients the VJPs give.
     """
 
-    def __init__(self, name, forward, *vjps, aliases=False, variadic=False, backward=None):
+    def __init__(self, name, forward, *vjps, aliases=False, variadic=False, backward=None, reads=None):
         self.forward = forward
         aliases = tuple(aliases) if isinstance(aliases, (tuple, list)) else (bool(aliases),) * len(vjps)
         if len(aliases) != len(vjps):
             raise ValueError(f"{name}: {len(aliases)} aliases flags for {len(vjps)} VJPs")
-        self.op = Op(name, backward or _backward_function(vjps, aliases, variadic))
+        backward = backward or _backward_function(vjps, aliases, variadic)
+        self.op = Op(name, backward) if reads is None else Op(name, backward, reads=reads)
         self.arity = None if variadic else len(vjps)  # how many inputs; None: any number
         self.apply = _apply_function(self, self.arity)
 
@@ -1510,11 +1511,12 @@ def _sigmoid_vjp(g, out, a):
 
 
 # --- the op table ----------------------------------------------------------------------
-ADD = Primitive("+", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g, aliases=True)
-SUB = Primitive("-", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g, aliases=True)
-MUL = Primitive("*", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
-DIV = Primitive("/", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
-NEG = Primitive("neg", np.negative, lambda g, out, a: -g)
+# reads=: the inputs whose numbers the VJPs read (Op.reads; all of them unless given)
+ADD = Primitive("+", np.add, lambda g, out, a, b: g, lambda g, out, a, b: g, aliases=True, reads=())
+SUB = Primitive("-", np.subtract, lambda g, out, a, b: g, lambda g, out, a, b: -g, aliases=True, reads=())
+MUL = Primitive("*", np.multiply, lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, reads={0: (1,), 1: (0,)})
+DIV = Primitive("/", np.divide, lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b, reads={1: (0, 1)})
+NEG = Primitive("neg", np.negative, lambda g, out, a: -g, reads=())
 POW = Primitive(
     "**",
     lambda a, p: np.power(a, p),
@@ -1522,15 +1524,16 @@ POW = Primitive(
     lambda g, out, a, p: g * p * _power_less_one(a, p) if p != 0 else np.zeros_like(g),
 )
 MATMUL = Primitive("@", np.matmul, lambda g, out, a, b: _matmul_grad(0, g, a, b),
-                   lambda g, out, a, b: _matmul_grad(1, g, a, b))
+                   lambda g, out, a, b: _matmul_grad(1, g, a, b), reads={0: (1,), 1: (0,)})
 # c + a @ b as one node (torch.addmm): a layer's x W + b, an RNN step's xw_t + h W_hh.
 ADDMM = Primitive("addmm", _addmm, lambda g, out, c, a, b: g, _addmm_vjp(0), _addmm_vjp(1),
-                  aliases=(True, False, False))
-RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base))
-EXP = Primitive("exp", np.exp, lambda g, out, a: np.multiply(g, out, out=_fresh_like(out)))
+                  aliases=(True, False, False), reads={1: (2,), 2: (1,)})
+RPOW = Primitive("rpow", lambda a, base: np.power(base, a), lambda g, out, a, base: g * out * np.log(base),
+                 reads=())
+EXP = Primitive("exp", np.exp, lambda g, out, a: np.multiply(g, out, out=_fresh_like(out)), reads=())
 LOG = Primitive("log", np.log, lambda g, out, a: g / a)
-TANH = Primitive("tanh", np.tanh, _tanh_vjp)
-SIGMOID = Primitive("sigmoid", _sigmoid, _sigmoid_vjp)
+TANH = Primitive("tanh", np.tanh, _tanh_vjp, reads=())
+SIGMOID = Primitive("sigmoid", _sigmoid, _sigmoid_vjp, reads=())
 # NOTE: relu'(0) = 0, as for Value.
 RELU = Primitive("relu", lambda a: np.maximum(a, 0.0), lambda g, out, a: _masked(g, a > 0, _fresh_like(out)))
 CLIP = Primitive(
@@ -1543,6 +1546,7 @@ SUM = Primitive(
     lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
     lambda g, out, a, axis, keepdims: np.broadcast_to(_keep(g, axis, keepdims), a.shape),
     aliases=True,
+    reads=(),
 )
 MAX = Primitive("max", lambda a, axis, keepdims: np.max(a, axis=axis, keepdims=keepdims), _max_vjp)
 RESHAPE = Primitive(
@@ -1550,28 +1554,33 @@ RESHAPE = Primitive(
     lambda a, shape: np.reshape(a, shape),
     lambda g, out, a, shape: np.reshape(g, a.shape),
     aliases=True,
+    reads=(),
 )
 TRANSPOSE = Primitive(
     "transpose",
     lambda a, axes: np.transpose(a, axes),
     lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
     aliases=True,
+    reads=(),
 )
 GETITEM = Primitive(
     "getitem",
     lambda a, index: a[index],
     lambda g, out, a, index: _IndexGrad(index, g),  # what its own backward gives, rows kept as rows
     backward=_getitem_backward,
+    reads=(),
 )
 SOFTMAX = Primitive(
     "softmax",
     _softmax,
     lambda g, out, a, axis: out * (g - _reduce(np.add, g * out, axis)),
+    reads=(),
 )
 LOG_SOFTMAX = Primitive(
     "log_softmax",
     _log_softmax,
     lambda g, out, a, axis: g - np.exp(out) * _reduce(np.add, g, axis),
+    reads=(),
 )
 STACK = Primitive(
     "stack",
@@ -1579,6 +1588,7 @@ STACK = Primitive(
     _stack_vjp,
     aliases=True,
     variadic=True,
+    reads=(),
 )
 CONCAT = Primitive(
     "concat",
@@ -1586,6 +1596,7 @@ CONCAT = Primitive(
     _concat_vjp,
     aliases=True,
     variadic=True,
+    reads=(),
 )
 DETACH = Op("detach")
 

@@ -87,8 +87,8 @@ def _pow_backward(op, out):
     if abs(p) >= _EXACT:  # p is an even integer, so p - 1 is odd: x**(p - 1) has x's sign,
         d = math.copysign(d, x)  # which is lost where p - 1 rounded to an even number
     g = out.grad * p * d
-    if not _NORMAL <= abs(d) < math.inf and x != 0.0 and 0.0 < abs(out.data) < math.inf:
-        # x**(p - 1) overflowed or lost digits where the gradient itself need not: for a
+    if not _NORMAL <= abs(d) < math.inf and x != 0.0 and _NORMAL <= abs(out.data) < math.inf:
+        # x**(p - 1) overflowed or lost digits where x**p did not: for a
         # divisor b in a / b = a * b**-1, b**-2 is inf from |b| < 1e-154 on and subnormal
         # past 1e154, and -g / b² came out -inf, NaN (0 * inf) or 1e-5 off. Taken as
         # g p x**p / x, in that order, it is finite: -1e160 for 1e-160 / 1e-160, as in PyTorch.
@@ -138,8 +138,8 @@ def _clip_backward(op, out):
         a.grad += out.grad
 
 
-ADD = Op("+", _add_backward)
-MUL = Op("*", _mul_backward)
+ADD = Op("+", _add_backward, reads=())  # reads=: see Op.reads
+MUL = Op("*", _mul_backward, reads={0: (1,), 1: (0,)})
 _POW_OPS: dict[tuple, Op] = {}
 
 
@@ -150,7 +150,7 @@ def _pow_op(p: float) -> Op:
 
 def _rpow_op(b: float) -> Op:
     """The op ``b**x`` for a number base ``b`` (named ``b**``), carrying log b."""
-    return _cached_op(("rpow", b), lambda: Op(f"{b:g}**", _rpow_backward, log_base=math.log(b)))
+    return _cached_op(("rpow", b), lambda: Op(f"{b:g}**", _rpow_backward, log_base=math.log(b), reads=()))
 
 
 def _cached_op(key, make) -> Op:
@@ -162,11 +162,11 @@ def _cached_op(key, make) -> Op:
     return op
 
 
-EXP = Op("exp", _exp_backward)
+EXP = Op("exp", _exp_backward, reads=())
 LOG = Op("log", _log_backward)
-TANH = Op("tanh", _tanh_backward)
-SIGMOID = Op("sigmoid", _sigmoid_backward)
-RELU = Op("relu", _relu_backward)
+TANH = Op("tanh", _tanh_backward, reads=())
+SIGMOID = Op("sigmoid", _sigmoid_backward, reads=())
+RELU = Op("relu", _relu_backward, reads=())
 CLIP = Op("clip", _clip_backward)
 
 

@@ -375,6 +375,29 @@ def test_a_state_carried_across_a_step_without_detaching_is_refused(engine):
     loss.backward()
 
 
+def test_old_ops_whose_backward_does_not_read_the_changed_weight_run():
+    # A view of W made once (W.T, tied weights in a loop) and x W + b of data x: their
+    # backward reads neither W's nor b's numbers, so the new ones change no gradient (as in
+    # PyTorch, which checks only what each op saved for its backward)
+    W = Tensor([[0.5, -0.25], [0.125, 1.0]], requires_grad=True)
+    V = W.T  # made before the steps, shares W's numbers
+    x = np.array([[1.0, 2.0]])
+    opt = SGD([W], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (x @ V).tanh().sum().backward()
+        expected = (x.T @ (1 - np.tanh(x @ W.data.T) ** 2)).T  # d/dW of sum tanh(x Wᵀ)
+        np.testing.assert_allclose(W.grad, expected, rtol=1e-15)
+        opt.step()
+    A, B = nn.Linear(2, 2, seed=0), nn.Linear(2, 1, seed=1)
+    z = A(x)  # reads x and W for each other's gradient: x takes none, so W's numbers are not read
+    nn.mse_loss(z, np.zeros((1, 2))).backward()
+    SGD(A.parameters(), lr=0.1).step()
+    lossB = B(z.tanh()).sum()  # built after A's step, through A's old addmm
+    lossB.backward()
+    np.testing.assert_allclose(B.W.grad, np.tanh(z.data).T, rtol=1e-15)
+
+
 def test_an_old_op_that_reads_only_leaves_left_unchanged_runs():
     # a graph may reach back past a step through ops that read no changed leaf: a feature of
     # a frozen weight E computed once, before training

@@ -73,6 +73,9 @@ class GradcheckReport:
         lines.insert(1, "-" * max(map(len, lines)))
         lines.append(f"(central differences, eps={self.eps:g}; "
                      f"pass: |a-n| <= {self.atol:g} + {self.rtol:g}|n|)")
+        if not self.ok:
+            lines.append("(a mismatch is expected within eps of a point where f has no derivative: relu or "
+                         "|x| at 0, clip at a bound, max at a tie; check at points away from them)")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -213,9 +216,19 @@ def _central_difference(x: Node, index: tuple, eps: float, F) -> float:
         return float(x.data), F()
 
     original = x.data[index] if isinstance(x.data, np.ndarray) else x.data
+    step = None
     try:
-        high, up = at(original + eps)
-        low, down = at(original - eps)
+        step = original + eps
+        high, up = at(step)
+        step = original - eps
+        low, down = at(step)
+    except (ValueError, ArithmeticError) as e:  # f refused x moved by eps: out of its domain (log)
+        if type(e) not in (ValueError, ZeroDivisionError, OverflowError):
+            raise
+        where = f" entry {index}" if index else ""
+        raise type(e)(f"gradcheck: f failed with {x.label or 'the input'}{where} at {float(original):g} moved to "
+                      f"{float(step):g} (± eps={eps:g}): {e}. Near the edge of f's domain a smaller eps "
+                      "keeps both points inside it") from None
     finally:
         if isinstance(x.data, np.ndarray):
             x.data[index] = original

@@ -238,3 +238,15 @@ def test_a_constant_value_as_an_input_is_refused_as_a_tensor_without_requires_gr
         with pytest.raises(ValueError, match=r"^gradcheck: input 0 \(.*\) is a constant \(detached, or made under "
                                              r"no_grad\), so backward gives it no gradient; pass the Value itself$"):
             gradcheck(lambda x: x * 2.0, [constant])
+
+
+def test_a_mismatch_at_a_kink_or_a_step_out_of_the_domain_says_why():
+    # relu at 0 reported analytic 0 against numeric 0.5 and no more; log near 0 failed with
+    # log's own error about a number the user never gave
+    report = gradcheck(lambda a: a.relu(), [Value(0.0, "x")], raise_on_failure=False)
+    assert not report.ok and "a mismatch is expected within eps of a point where f has no derivative" in str(report)
+    assert "no derivative" not in str(gradcheck(lambda a: a.relu(), [Value(1.0, "x")]))
+    with pytest.raises(ValueError, match=r"^gradcheck: f failed with x at 1e-07 moved to -9e-07 \(± eps=1e-06\): "
+                                         r"log expects a positive input.*a smaller eps keeps both points inside it"):
+        gradcheck(lambda a: a.log(), [Value(1e-7, "x")])
+    assert gradcheck(lambda a: a.log(), [Value(1e-7, "x")], eps=1e-9).ok  # as it says

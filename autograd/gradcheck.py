@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # numpy is imported when gradcheck runs, not with autograd
 
 __all__ = ["GradcheckError", "GradcheckReport", "gradcheck"]
 
+_DEFAULTS = (1e-6, 1e-5, 1e-3)  # eps, atol, rtol: float64's
+
 
 class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees with the numeric one."""
@@ -41,9 +43,9 @@ class GradcheckReport:
     """Result of :func:`gradcheck`: one :class:`InputCheck` per input; prints as a table."""
 
     checks: list[InputCheck] = field(default_factory=list)
-    eps: float = 1e-6
-    atol: float = 1e-5
-    rtol: float = 1e-3
+    eps: float = _DEFAULTS[0]
+    atol: float = _DEFAULTS[1]
+    rtol: float = _DEFAULTS[2]
 
     @property
     def ok(self) -> bool:
@@ -90,7 +92,7 @@ def _show(a: np.ndarray) -> str:
     return f"|.|={np.linalg.norm(a):.6g}"
 
 
-def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+def gradcheck(f, inputs, *, eps: float = _DEFAULTS[0], atol: float = _DEFAULTS[1], rtol: float = _DEFAULTS[2],
               seed: int = 0, raise_on_failure: bool = True) -> GradcheckReport:
     """Compare autograd's gradient of ``f(*inputs)`` with central finite differences.
 
@@ -142,7 +144,7 @@ def gradcheck(f, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float =
             raise ValueError(
                 f"gradcheck: input {i} ({x._describe()}) is not a leaf; pass the leaves f is built from"
             )
-        if (eps, atol, rtol) == (1e-6, 1e-5, 1e-3):  # the defaults, which are float64's
+        if (eps, atol, rtol) == _DEFAULTS:
             _refuse_narrow(x.data, f"input {i} ({x._describe()})")
 
     with enable_grad():

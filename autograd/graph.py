@@ -621,7 +621,17 @@ def refuse_changed(root: Node, leaves, what: str = "backward()") -> None:
             )
 
 
-def _takes_gradient(node: Node) -> bool:
+def _reads(op: Op, parents: tuple, k: int) -> bool:
+    """Whether ``op``'s backward reads the numbers of its input ``k`` (see ``Op.reads``)."""
+    reads = op.reads
+    if reads is None:
+        return True
+    if isinstance(reads, dict):  # a product: read for the others' gradients, if they take one
+        return any(takes_gradient(parents[j]) for j in reads.get(k, ()))
+    return k in reads
+
+
+def takes_gradient(node: Node) -> bool:
     """Whether backward computes a gradient for ``node``: a Tensor that requires one, a Value
     that is not a constant."""
     return getattr(node, "requires_grad", node._op is not NOT_RECORDED)
@@ -903,11 +913,9 @@ class _Pass:
             for node in queue:
                 if node is None:
                     continue
-                reads, parents = node._op.reads, node._prev
+                parents = node._prev
                 for k, parent in enumerate(parents):
-                    if id(parent) in stale and changed_after(parent, node._id) and (reads is None or (
-                            any(_takes_gradient(parents[j]) for j in reads.get(k, ())) if isinstance(reads, dict)
-                            else k in reads)):
+                    if id(parent) in stale and changed_after(parent, node._id) and _reads(node._op, parents, k):
                         raise RuntimeError(
                             f"backward() from {root._describe()}: {parent._describe()} was changed in place (an "
                             f"optimizer step or load_state_dict) after {node._describe()}, an op of this graph "

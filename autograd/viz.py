@@ -263,8 +263,7 @@ def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, on_overflow: str, max_nod
         )
     if max_nodes is not None and boxes.drawn > max_nodes:
         _too_many(graph, boxes, "nodes", boxes.drawn, max_nodes, "Graphviz slows down past a few thousand nodes")
-    edges = len(graph.edges) if not boxes.folded else len(
-        {(a, b) for a, b in ((boxes.rep[j], boxes.rep[i]) for j, i, _ in graph.edges) if a != b})
+    edges = len(graph.edges) if not boxes.folded else len(_drawn_edges(graph, boxes, None))
     if max_edges is not None and edges > max_edges:
         _too_many(graph, boxes, "edges", edges, max_edges,
                   "Graphviz's layout time grows steeply with the edges: 990 took 10 s, 1,315 took 76 s")

@@ -21,7 +21,8 @@ from numbers import Real
 import numpy as np
 
 from autograd import StackBuilder, Tensor, Value, concat, stack
-from autograd.graph import NOT_RECORDED, note_changed
+from autograd.graph import note_changed
+from autograd.graph import takes_gradient as _node_takes_gradient
 from autograd.tensor import RefusedConversion, asarray_keeping_graphs
 from autograd.value import _real
 
@@ -155,11 +156,9 @@ def relabel(param, name: str) -> None:
 def takes_gradient(x) -> bool:
     """A Tensor that requires a gradient, a Value, or an object array of Values; not a
     constant (a detached state, a result made under no_grad), on either engine."""
-    if isinstance(x, Tensor):
-        return x.requires_grad
     if isinstance(x, np.ndarray) and x.dtype == object and x.size > 0:
         x = x.flat[0]
-    return isinstance(x, Value) and x._op is not NOT_RECORDED
+    return isinstance(x, (Tensor, Value)) and _node_takes_gradient(x)
 
 
 def is_parameter(x) -> bool:
@@ -217,6 +216,16 @@ def type_name(x) -> str:
     kind = type(x)
     package = (kind.__module__ or "").split(".")[0]
     return kind.__name__ if package in ("builtins", "autograd", "nn", "numpy", "") else f"{package}.{kind.__name__}"
+
+
+def given(x) -> str:
+    """What was given, for error messages: "a numpy array of shape (2, 3)", "a tuple of 2",
+    "a torch.Tensor"."""
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of {len(x)}"
+    if isinstance(x, np.ndarray):
+        return f"a numpy array of shape {x.shape}"
+    return f"a {type_name(x)}" + (f" of shape {tuple(x.shape)}" if hasattr(x, "shape") else "")
 
 
 def _from_torch(x):

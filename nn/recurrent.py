@@ -31,7 +31,7 @@ from autograd.graph import flag
 
 from . import functional as F
 from . import init
-from .backends import backend, swap01
+from .backends import backend, given, swap01
 from .interop import BIAS_HH, BIAS_IH, SAME, TRANSPOSED
 from .layers import check_size
 from .module import Module
@@ -123,7 +123,7 @@ class RecurrentCell(Module):
             return state
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise TypeError(f"{self._where()}: {what}the state must be a tuple ({', '.join(names)}) of "
-                            f"{len(names)} arrays, got {_kind(state)}")
+                            f"{len(names)} arrays, got {given(state)}")
         parts = []
         for name, part in zip(names, state):
             part = self._constant(part, what + name)
@@ -272,15 +272,6 @@ def _layer_state(h0, l: int):
     return tuple(part[l] for part in h0) if isinstance(h0, tuple) else h0[l]
 
 
-def _kind(x) -> str:
-    """What was given as a state, for error messages: "a numpy array of shape (2, 3)"."""
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of {len(x)}"
-    if isinstance(x, np.ndarray):
-        return f"a numpy array of shape {x.shape}"
-    return f"a {type(x).__name__}" + (f" of shape {x.shape}" if hasattr(x, "shape") else "")
-
-
 class RNNModel(Module):
     """An RNN with a readout: the three topologies of the lecture notes.
 
@@ -393,7 +384,7 @@ def check_h0(module, h0, num_layers: int, m: int, hidden_size: int, parts=("h",)
         names = ", ".join(f"{p}0" for p in parts)
         if not isinstance(h0, (tuple, list)) or len(h0) != len(parts):
             raise TypeError(f"{module._where()}: the initial state must be a tuple ({names}) of "
-                            f"{len(parts)} arrays of shape {want}, got {_kind(h0)}")
+                            f"{len(parts)} arrays of shape {want}, got {given(h0)}")
         return tuple(check_h0(module, part, num_layers, m, hidden_size, (p,)) for p, part in zip(parts, h0))
     name = f"{parts[0]}0"
     h0 = module._constant(h0, name)

@@ -163,10 +163,6 @@ def _setting(model, name: str, default, remedy: str = ""):
 
 
 def _describe(x) -> str:
-    if isinstance(x, Tensor):
-        return f"a Tensor of shape {x.shape}"
-    if isinstance(x, np.ndarray):
-        return f"a numpy array of shape {x.shape}"
     if isinstance(x, tuple):  # nn.sequence_loss gives (L, per_step)
         return "a tuple (nn.sequence_loss returns (L, per_step): return its [0])"
-    return f"a {type(x).__name__}"
+    return backends.given(x)

@@ -444,11 +444,12 @@ def test_functions_on_object_arrays_name_the_first_entry_that_is_not_a_value(nam
 @pytest.mark.parametrize("name", [n for n in FUNCTIONS if n != "detach"])
 def test_functions_take_a_list_of_values_as_micrograd_layers_return_them(name):
     f = (lambda x: nn.functional.clip(x, 0.0, 1.0)) if name == "clip" else getattr(nn.functional, name)
-    as_list = [Value(0.5), Value(2.0)]
-    from_list, from_array = f(as_list), f(np.array([Value(0.5), Value(2.0)], dtype=object))
+    as_list, as_array = [Value(0.5), Value(2.0)], np.array([Value(0.5), Value(2.0)], dtype=object)
+    from_list, from_array = f(as_list), f(as_array)
     np.testing.assert_array_equal(backends.data(from_list), backends.data(from_array))
     from_list[0].backward()
-    assert as_list[0].grad != 0.0
+    from_array[0].backward()
+    assert [v.grad for v in as_list] == [v.grad for v in as_array] and as_list[0].grad != 0.0
     with pytest.raises(TypeError, match=r"got a list: join Tensors into one with autograd\.stack"):
         f([Tensor([1.0]), Tensor([2.0])])
 

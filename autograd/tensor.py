@@ -207,7 +207,7 @@ class Tensor(Node):
     @staticmethod
     def _grad_norm(g) -> float:
         if type(g) is _Rows:  # distinct rows: the squares of their norms add up
-            return math.sqrt(sum(float(np.vdot(r, r)) for r in g.rows.values()))
+            return math.sqrt(math.fsum(float(np.vdot(r, r)) for r in g.rows.values()))
         if type(g) is _Products:
             g = g.total()
         return float(np.linalg.norm(np.ravel(g)))

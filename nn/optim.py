@@ -172,7 +172,9 @@ def clip_grad_norm_(params, max_norm: float) -> float:
     if big == 0.0 or not math.isfinite(big):
         total = big
     else:
-        total = big * math.sqrt(sum(float(np.sum((g / big) ** 2)) for g in grads))
+        # fsum: the sum correctly rounded, the same bits on every Python (the built-in sum of
+        # floats rounds differently from 3.12 on, and training amplifies the last bit)
+        total = big * math.sqrt(math.fsum(float(np.sum((g / big) ** 2)) for g in grads))
     if any(not np.isfinite(g).all() for g in grads):
         total = float("nan") if any(np.isnan(g).any() for g in grads) else float("inf")
     if math.isfinite(total) and total > max_norm:

@@ -564,6 +564,23 @@ def test_clip_grad_norm_leaves_a_tiny_norm_below_a_tiny_limit_alone():
     np.testing.assert_array_equal(p.grad, [3e-7, 4e-7])
 
 
+def test_clip_grad_norm_sums_the_squares_correctly_rounded_on_every_python():
+    # The squares 1 and four of 1e-16 (relative to the largest entry): added left to right,
+    # as the built-in sum did before Python 3.12, each 1e-16 is lost against 1 and the norm
+    # is 1.0; the correctly rounded sum keeps them. From 3.12 on, the built-in sum rounds
+    # differently, and a training run clipped by norm then drifted apart between Pythons
+    # (the README's truncated BPTT example ended at 3.40 on 3.11 and 2.94 on 3.13).
+    ps = [Tensor(np.zeros(1), requires_grad=True) for _ in range(5)]
+    for p, g in zip(ps, [1.0, 1e-8, 1e-8, 1e-8, 1e-8]):
+        p.grad = np.array([g])
+    squares = [1.0, 1e-16, 1e-16, 1e-16, 1e-16]
+    left_to_right = 0.0
+    for s in squares:
+        left_to_right += s
+    assert math.sqrt(left_to_right) == 1.0  # what the old sum gave
+    assert nn.clip_grad_norm_(ps, 10.0) == math.sqrt(math.fsum(squares)) == 1.0000000000000002
+
+
 def test_clip_grad_norm_of_single_values_and_missing_gradients():
     a, b = Value(1.0), Value(2.0)
     a.grad, b.grad = 6.0, -8.0

@@ -56,6 +56,13 @@ class TensorBackend:
         weights are float32 keeps its states in float32."""
         return Tensor(np.zeros(shape, np.float64 if like is None else like.data.dtype))
 
+    @staticmethod
+    def name_state(x, name: str) -> None:
+        """Name ``x`` in drawings and messages if it is an op result made here (a state H_t);
+        a leaf or a constant, which may be the caller's, keeps its own name."""
+        if type(x) is Tensor and x._op:
+            x._label = name
+
     stack = staticmethod(stack)
     concat = staticmethod(concat)
     stack_builder = StackBuilder  # stack(items, 0) for items that arrive one at a time
@@ -100,6 +107,14 @@ class ValueBackend:
     @staticmethod
     def zeros(shape, like=None) -> np.ndarray:
         return ValueBackend.constant(np.zeros(shape))
+
+    @staticmethod
+    def name_state(x, name: str) -> None:
+        """Name each op result among the entries of ``x`` ``name[i,j]`` (see
+        :meth:`TensorBackend.name_state`)."""
+        for index, v in np.ndenumerate(x):
+            if isinstance(v, Value) and v._op:
+                v._label = _entry_label(name, index)
 
     @staticmethod
     def stack(items, axis=0):

@@ -18,8 +18,11 @@ a cell says how many gate blocks its weights hold (``GATES``), what its state is
 step goes (``_step``); :class:`RNNCell` and :class:`RNN` are the Elman cell and its stack.
 
 Each step's nodes are created inside ``autograd.scope(f"layer {l}")`` and
-``autograd.scope(f"t={t}")``. NOTE: time steps are counted from 1 in scope tags, as in
-the notes (H_0 is the initial state), while arrays index from 0: ``out[0]`` is H_1.
+``autograd.scope(f"t={t}")``, and each state H_t is labelled ``H_t`` (each part of a state
+of several parts by its letter, ``C_t`` beside ``H_t``; on the value engine each entry,
+``H_t[i,j]``), so drawings and messages name the states as the notes do. NOTE: time steps
+are counted from 1 in scope tags and labels, as in the notes (H_0 is the initial state),
+while arrays index from 0: ``out[0]`` is H_1.
 """
 
 from __future__ import annotations
@@ -230,12 +233,19 @@ class RecurrentStack(Module):
             with scope(f"layer {l}"):
                 state = cell.zero_state(m) if h0 is None else _layer_state(h0, l)
                 xw = cell._project(layer_input) if be.fuse_steps else None
-                step, single = cell._step, len(cell.STATE) == 1
+                step, single, name = cell._step, len(cell.STATE) == 1, be.name_state
+                letters = [part.upper() for part in cell.STATE]  # the states' names: H_t (and C_t ...)
                 outputs = be.stack_builder(T)
                 for t in range(T):
                     with scope(f"t={t + 1}"):
                         state = step(xw[t] if xw is not None else cell._project(layer_input[t]), state)
-                    outputs.append(state if single else cell.output(state))
+                    if single:
+                        name(state, f"{letters[0]}_{t + 1}")
+                        outputs.append(state)
+                    else:
+                        for letter, part in zip(letters, state):
+                            name(part, f"{letter}_{t + 1}")
+                        outputs.append(cell.output(state))
                 layer_input = outputs.stack()
                 last.append(state)
         out = swap01(layer_input) if self.batch_first else layer_input

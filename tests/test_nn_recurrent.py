@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nn
-from autograd import Tensor, Value, concat, gradcheck, topological_order
+from autograd import Tensor, Value, concat, draw_graph, gradcheck, topological_order
 
 from .reference import ACTIVATIONS, numbers
 
@@ -398,6 +398,40 @@ def test_scope_tags_of_steps_and_readout_tensor_engine(mode, nonlinearity):
         assert sorted(n.op for n in tagged) == sorted(["getitem", "addmm", nonlinearity])
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_states_are_named_H_t_as_in_the_notes_tensor_engine(mode):
+    T, L = 3, 2
+    model = _model(mode, seed=1, num_layers=L)
+    h0 = Tensor(_h0(L), label="mine")
+    y, h_n = model(_input(mode, T=T), h0)
+    order = topological_order(y.sum() + h_n.sum())
+    for l in range(L):
+        states = [n for n in order if n.scope[:1] == (f"layer {l}",) and n.op == "tanh"]
+        assert [(n.label, n.scope[1]) for n in states] == [(f"H_{t}", f"t={t}") for t in range(1, T + 1)]
+    # only the states: the caller's h0, the stacked output and every other op keep their names
+    assert h0.label == "mine" and h_n.label == ""
+    assert {n.label for n in order if n.op and n.op != "tanh"} == {""}
+
+
+def test_the_states_are_named_entry_by_entry_on_the_value_engine():
+    T, m, H = 3, 2, 3
+    rnn = nn.RNN(2, H, engine="value", seed=1)
+    out, h_n = rnn(np.random.default_rng(0).standard_normal((T, m, 2)))
+    for t, i, j in itertools.product(range(T), range(m), range(H)):
+        assert out[t][i, j].label == f"H_{t + 1}[{i},{j}]"
+    assert h_n[0][1, 2] is out[-1][1, 2]
+    # the zero initial state stays an unnamed constant (a named Value leaf draws as a parameter)
+    first = {p for v in out[0].ravel() for n in topological_order(v) for p in n.parents if p.is_leaf}
+    assert {p.label for p in first if p.data == 0.0} == {""}
+
+
+def test_a_drawing_names_the_states_as_the_notes_do():
+    model = _model("many_to_one", seed=1)
+    y, _ = model(_input("many_to_one", T=2))
+    source = draw_graph(y.sum()).source
+    assert "H_1 = tanh" in source and "H_2 = tanh" in source
+
+
 def test_scope_tags_value_engine_and_picking_one_unit():
     T, L = 3, 2
     rnn = nn.RNN(2, 3, num_layers=L, engine="value", seed=1)
@@ -737,6 +771,16 @@ def test_a_cell_with_gates_and_a_two_part_state_unrolls_on_both_engines(engine):
     h1, c1 = cell(x[0], (h0[0], c0[0]))
     np.testing.assert_array_equal(numbers(h1), numbers(cell.step(cell.project(x[0]), (h0[0], c0[0]))[0]))
     assert numbers(cell(x[0])[1]).shape == (2, 3)
+
+
+def test_each_part_of_a_new_cells_state_is_named_for_its_letter():
+    stack = LeakyStack(2, 3, num_layers=2, seed=0)
+    out, (h_n, c_n) = stack(np.random.default_rng(1).standard_normal((4, 2, 2)))
+    order = topological_order(out.sum() + c_n.sum())
+    for l in range(2):
+        named = {(n.label, n.op, n.scope[1]) for n in order if n.label and n.scope[:1] == (f"layer {l}",)}
+        parts = (("H", "tanh"), ("C", "+"))
+        assert named == {(f"{letter}_{t}", op, f"t={t}") for t in range(1, 5) for letter, op in parts}
 
 
 def test_the_new_cell_is_differentiated_as_any_graph_and_both_engines_agree():

@@ -262,8 +262,13 @@ class Tensor(Node):
             return repr(d)
         if d.size == 1:
             return f"{d.reshape(()).item():.6g}"
-        bad = d.size - int(np.isfinite(d).sum())
-        info = f"{bad} non-finite of {d.size}" if bad else f"mean {d.mean():.4g}"
+        finite = np.isfinite(d)
+        bad = d.size - int(finite.sum())
+        if bad:  # where the first is: in a sequence of all steps at once, its index names the step
+            first = ", ".join(map(str, np.unravel_index(int(np.argmin(finite)), d.shape)))
+            info = f"{bad} non-finite of {d.size}, the first at [{first}]"
+        else:
+            info = f"mean {d.mean():.4g}"
         return f"shape {d.shape}, {info}"
 
     def _accumulate(self, g, aliased: bool) -> None:

@@ -31,6 +31,15 @@ REDUCTIONS = ("mean", "sum", "none")
 PROBABILITY_EPS = 1e-12
 
 
+class _EntryError(ValueError):
+    """A loss's error about one sample: ``row``, its index on the first axis (for
+    :func:`sequence_loss`, which passes every step at once, to say which step it is)."""
+
+    def __init__(self, message: str, row: int):
+        super().__init__(message)
+        self.row = row
+
+
 def _target(pred, target, name: str) -> np.ndarray:
     target = plain_array(target, f"{name}: the target")  # no graph nodes among the numbers
     target = real_array(target, f"{name}: target")  # a cast would drop an imaginary part
@@ -62,9 +71,9 @@ def _probability_rows(t: np.ndarray, name: str) -> None:
     bad = (rows < 0).any(axis=1) | off
     if bad.any():
         r = int(np.argmax(bad))
-        raise ValueError(f"{name}: a target of the logits' shape {t.shape} is one-hot or probability rows, "
-                         f"each >= 0 and summing to 1; row {r} is {rows[r].tolist()} "
-                         f"(for class indices, give one per sample, shape {t.shape[:-1]})")
+        raise _EntryError(f"{name}: a target of the logits' shape {t.shape} is one-hot or probability rows, "
+                          f"each >= 0 and summing to 1; row {r} is {rows[r].tolist()} "
+                          f"(for class indices, give one per sample, shape {t.shape[:-1]})", r)
 
 
 def _numbers(pred) -> np.ndarray:
@@ -81,8 +90,8 @@ def _in_unit_interval(x: np.ndarray, name: str, what: str) -> None:
     outside = (x < 0) | (x > 1)
     if outside.any():
         index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(f"{name}: {what} must lie in [0, 1], got {float(x[index])}"
-                         + (f" at index {index}" if index else ""))
+        message = f"{name}: {what} must lie in [0, 1], got {float(x[index])}" + (f" at index {index}" if index else "")
+        raise _EntryError(message, index[0]) if index else ValueError(message)
 
 
 def _reduce(losses, reduction: str, name: str, count: int | None = None):
@@ -162,8 +171,12 @@ def cross_entropy(logits, target, reduction: str = "mean"):
         losses = -(logp * t).sum(axis=-1)
     elif t.dtype.kind in "iu" and t.shape == shape[:-1]:
         if t.size and (t.min() < 0 or t.max() >= C):
-            bad = t[(t < 0) | (t >= C)].ravel()[0]
-            raise ValueError(f"{name}: class index {bad} is out of range for {C} classes (expected 0..{C - 1})")
+            outside = ((t < 0) | (t >= C)).ravel()
+            r = int(np.argmax(outside))
+            message = f"{name}: class index {t.ravel()[r]} is out of range for {C} classes (expected 0..{C - 1})"
+            if t.ndim:
+                raise _EntryError(f"{message}, at sample {r}", r)
+            raise ValueError(message)
         picked = logp[np.arange(shape[0]), t] if len(shape) == 2 else logp[int(t)]
         losses = -picked
     else:
@@ -216,10 +229,15 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
     flat = outputs.reshape(T * m, *shape[2:])
     try:
         losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")
-    except ValueError as e:  # the loss sees every step at once: say what was given
+    except ValueError as e:  # the loss sees every step at once: say what was given, and which step
+        where = ""
+        if isinstance(e, _EntryError):
+            t, i = divmod(e.row, m)
+            index = f"{i}, {t}" if batch_first else f"{t}, {i}"
+            where = f" (row {e.row} is sequence {i} at t={t + 1}: targets[{index}])"
         raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}, the {T} steps' "
                          f"{T * m} rows passed to {getattr(loss_fn, '__name__', 'loss_fn')} at once: "
-                         f"{e}") from None
+                         f"{e}{where}") from None
     if np.ndim(losses) == 0 or np.shape(losses)[0] != T * m:
         raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}: "
                          f"{getattr(loss_fn, '__name__', 'loss_fn')} gave losses of shape {np.shape(losses)} for the "

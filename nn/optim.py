@@ -28,11 +28,16 @@ def _param_list(params, who: str) -> list:
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), got a single "
                         f"{backends.type_name(params)}; wrap it in a list")
     if not hasattr(params, "__iter__"):
+        # model.parameters, not model.parameters(): a method of a module
+        hint = "; call it: model.parameters()" if isinstance(getattr(params, "__self__", None), Module) else ""
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), "
-                        f"got {backends.type_name(params)}")
+                        f"got {backends.type_name(params)}{hint}")
+    kind = backends.type_name(params) if iter(params) is params else None  # an iterator: list() takes what is left
     params = list(params)
     if not params:
-        raise ValueError(f"{who}: got an empty parameter list")
+        hint = (f" (a {kind} with nothing left: one already used up? model.parameters() gives a fresh "
+                "list each time)") if kind else ""
+        raise ValueError(f"{who}: got an empty parameter list{hint}")
     first: dict[int, int] = {}
     entries: dict[int, int] = {}  # id of each Value -> the parameter it is in (views share them)
     for i, p in enumerate(params):

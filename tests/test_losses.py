@@ -357,6 +357,38 @@ def test_sequence_loss_names_the_shapes_passed_when_the_step_loss_refuses_them()
                                "(10,) differ")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_sequence_loss_says_which_step_and_sequence_a_bad_target_is_in(engine, batch_first):
+    # The step loss sees the T*m rows of all steps at once; its row number alone was all a
+    # learner had to find the bad target with.
+    T, m = 5, 4
+    def at(t, i):  # the index of step t of sequence i, as the caller lays targets out
+        return (i, t) if batch_first else (t, i)
+    def outputs(C):
+        return leaf(np.zeros((m, T, C) if batch_first else (T, m, C)), engine)
+    classes = np.zeros((m, T) if batch_first else (T, m), dtype=int)
+    classes[at(2, 1)] = 3
+    where = "targets[1, 2]" if batch_first else "targets[2, 1]"
+    with pytest.raises(ValueError, match=re.escape(f"class index 3 is out of range for 3 classes (expected 0..2), "
+                                                   f"at sample 9 (row 9 is sequence 1 at t=3: {where})")):
+        nn.sequence_loss(nn.cross_entropy, outputs(3), classes, batch_first=batch_first)
+    rows = np.zeros((m, T, 3) if batch_first else (T, m, 3))
+    rows[..., 0] = 1.0
+    rows[at(1, 0)] = [1.0, 1.0, 0.0]
+    where = "targets[0, 1]" if batch_first else "targets[1, 0]"
+    with pytest.raises(ValueError, match=re.escape(f"row 4 is [1.0, 1.0, 0.0] (for class indices, give one per "
+                                                   f"sample, shape (20,)) (row 4 is sequence 0 at t=2: {where})")):
+        nn.sequence_loss(nn.cross_entropy, outputs(3), rows, batch_first=batch_first)
+    probabilities = np.full((m, T, 1) if batch_first else (T, m, 1), 0.5)
+    probabilities[at(3, 2)] = 2.0
+    where = "targets[2, 3]" if batch_first else "targets[3, 2]"
+    with pytest.raises(ValueError, match=re.escape(f"the targets must lie in [0, 1], got 2.0 at index (14, 0) "
+                                                   f"(row 14 is sequence 2 at t=4: {where})")):
+        nn.sequence_loss(nn.binary_cross_entropy, leaf(np.full(probabilities.shape, 0.5), engine), probabilities,
+                         batch_first=batch_first)
+
+
 @pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.binary_cross_entropy, nn.binary_cross_entropy_with_logits],
                          ids=lambda f: f.__name__)
 @pytest.mark.parametrize("engine", ENGINES)

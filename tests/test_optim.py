@@ -426,6 +426,20 @@ def test_empty_parameter_list(cls):
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam])
+def test_a_used_up_generator_and_an_uncalled_parameters_method_are_named(cls):
+    model = nn.Linear(2, 2)
+    params = (p for p in model.parameters())
+    cls(params, lr=0.1)  # takes both parameters; the generator is used up now
+    with pytest.raises(ValueError, match=r"empty parameter list \(a generator with nothing left: one already used "
+                                         r"up\? model.parameters\(\) gives a fresh list each time\)"):
+        cls(params, lr=0.1)
+    with pytest.raises(ValueError, match=r"empty parameter list$"):  # a list is no iterator: no guess
+        cls([], lr=0.1)
+    with pytest.raises(TypeError, match=r"got method; call it: model.parameters\(\)$"):
+        cls(model.parameters, lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
 @pytest.mark.parametrize("bad, name", [(np.zeros(3), "ndarray"), (Tensor([1.0]), "Tensor"), (1.5, "float"),
                                        ([Value(1.0)], "list")])
 def test_non_parameters_are_rejected(cls, bad, name):

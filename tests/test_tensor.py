@@ -9,6 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+import nn
 from autograd import (
     AnomalyError,
     GradcheckError,
@@ -616,9 +617,20 @@ def test_anomaly_in_forward_names_op_scope_and_inputs():
         assert "op 'exp' produced a non-finite value inf" in message
         assert "scope: layer 0/t=3" in message
         assert "input 0: x 1000" in message
-        with pytest.raises(AnomalyError, match=r"op '/' produced a non-finite value shape \(2,\), 1 non-finite of 2"):
+        with pytest.raises(AnomalyError, match=r"op '/' produced a non-finite value shape \(2,\), 1 non-finite of 2, "
+                                               r"the first at \[0\]"):
             with np.errstate(divide="ignore"):
                 Tensor([1.0, 2.0]) / Tensor([0.0, 1.0])
+
+
+def test_anomaly_in_a_whole_sequence_gives_the_index_of_the_first_bad_entry():
+    # The input projections of every step are one op: the index says which step (axis 0)
+    # and which sequence (axis 1) the NaN is in.
+    x = np.random.default_rng(0).standard_normal((5, 4, 3))
+    x[2, 1, 0] = x[4, 0, 0] = np.nan
+    with detect_anomaly(), pytest.raises(AnomalyError) as info:
+        nn.RNN(3, 4, seed=0)(x)
+    assert "input 0: leaf shape (5, 4, 3), 2 non-finite of 60, the first at [2, 1, 0]" in str(info.value)
 
 
 def test_anomaly_in_backward_names_op_and_scope():

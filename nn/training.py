@@ -11,6 +11,7 @@ from autograd.graph import flag
 from autograd.tensor import refuse_masked
 
 from . import backends
+from .losses import sequence_loss
 from .module import Module
 from .optim import _number, clip_grad_norm_, clip_grad_value_
 from .recurrent import RecurrentCell
@@ -61,6 +62,10 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
     if not callable(loss_fn):
         raise TypeError(f"train_truncated: loss_fn must be a function (y, target) -> loss, "
                         f"got {type(loss_fn).__name__}")
+    if loss_fn is sequence_loss:  # it takes the step loss first, and returns (L, per_step)
+        raise TypeError("train_truncated: loss_fn is called as loss_fn(y, target) and must return the loss; "
+                        "sequence_loss takes the step loss first and returns (L, per_step): pass "
+                        "lambda y, t: nn.sequence_loss(nn.mse_loss, y, t)[0]")
     if on_chunk is not None and not callable(on_chunk):
         raise TypeError(f"train_truncated: on_chunk must be a function (i, loss, model) or None, "
                         f"got {type(on_chunk).__name__}")

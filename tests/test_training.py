@@ -571,6 +571,17 @@ def test_a_loss_fn_returning_sequence_loss_whole_is_told_to_take_its_first_part(
                            SGD(net.parameters(), lr=LR), k=2)
 
 
+def test_sequence_loss_itself_as_loss_fn_is_told_how_to_wrap_it():
+    # it failed inside the first chunk with "sequence_loss() missing 1 required positional argument"
+    x, target = data()
+    net = model()
+    before = net.state_dict()
+    with pytest.raises(TypeError, match=re.escape("sequence_loss takes the step loss first and returns (L, per_step): "
+                                                  "pass lambda y, t: nn.sequence_loss(nn.mse_loss, y, t)[0]")):
+        nn.train_truncated(net, x, target, nn.sequence_loss, SGD(net.parameters(), lr=LR), k=2)
+    assert_dicts_close(net.state_dict(), before, rtol=0, atol=0)
+
+
 class TwoPartState(nn.Module):
     """A model whose state has two parts, as an LSTM's (h, c) has: two RNNs read the same
     input, and the output is the sum of their readouts."""

@@ -22,6 +22,7 @@ Run it with ``python -m demos.tiny_rnn``.
 
 from __future__ import annotations
 
+import math
 import random
 
 from autograd import Value, scope, topological_order
@@ -40,7 +41,7 @@ def setup(seed: int = 0):
     data = []
     for _ in range(N_SEQUENCES):
         xs = [[rng.uniform(-1.0, 1.0) for _ in range(N_INPUTS)] for _ in range(N_STEPS)]
-        data.append((xs, 0.5 * sum(x[0] - x[1] for x in xs)))
+        data.append((xs, 0.5 * math.fsum(x[0] - x[1] for x in xs)))  # fsum: the same bits on every Python
 
     def matrix(rows, cols, name):
         return [[Value(rng.gauss(0.0, 0.5), f"{name}[{i}][{j}]") for j in range(cols)] for i in range(rows)]

@@ -102,7 +102,9 @@ def _reduce(losses, reduction: str, name: str, count: int | None = None):
     total = losses.sum()
     if reduction == "sum":
         return total
-    return total * (1.0 / (np.size(losses) if count is None else count))
+    # divided, as PyTorch's mean is, not multiplied by 1/n, whose rounding moves the last bit (a
+    # Value divides by multiplying by the inverse, as micrograd's does)
+    return total / (np.size(losses) if count is None else count)
 
 
 def mse_loss(pred, target, reduction: str = "mean"):
@@ -245,5 +247,5 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
                          f"{'(m, T, C)' if batch_first else '(T, m, C)'}, the classes last)")
     per_step = losses.reshape(T, -1).sum(axis=1)
     if reduction == "mean":
-        per_step = per_step * (1.0 / (np.size(losses) // T))
+        per_step = per_step / (np.size(losses) // T)
     return per_step.sum(), per_step

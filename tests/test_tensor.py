@@ -1344,6 +1344,28 @@ def test_the_copy_of_a_transpose_is_taken_where_it_is_faster_and_rounds_the_same
     assert not _copy_is_faster(g, W.T, copy + 1e-9, clock=_Clock({"copy": 1.0, "view": 2.0}))
 
 
+def test_whether_the_two_layouts_agree_is_asked_of_numbers_drawn_for_it_not_of_the_pass(monkeypatch):
+    # A masked step's g of zeros gives the same bits by any layout: on a processor whose
+    # kernels sum the two layouts in different orders, the copy was then taken, and the
+    # next passes' products differed in the last bit from those of a process that chose the view.
+    from autograd import tensor as tensor_module
+    from autograd.tensor import _copy_is_faster, _layouts_agree
+
+    W = np.random.default_rng(12).standard_normal((4, 5))
+    zeros, copy = np.zeros((6, 5)), np.ascontiguousarray(W.T)
+    faster_copy = _Clock({"copy": 1.0, "view": 2.0})
+    monkeypatch.setattr(tensor_module, "_layouts_agree", lambda g_shape, bt_shape, dtype: False)
+    assert not _copy_is_faster(zeros, W.T, copy, clock=faster_copy)
+    monkeypatch.undo()
+    # and the answer is that of other numbers of those shapes, every time it is asked
+    rng = np.random.default_rng(5)
+    for g_shape, bt_shape, dtype in [((6, 5), (5, 4), np.float64), ((32, 128), (128, 128), np.float64),
+                                     ((8, 33), (33, 17), np.float32)]:
+        p, w = rng.standard_normal(g_shape).astype(dtype), rng.standard_normal(bt_shape[::-1]).astype(dtype)
+        agree = np.array_equal(p @ w.T, p @ np.ascontiguousarray(w.T))
+        assert _layouts_agree(g_shape, bt_shape, dtype) is agree is _layouts_agree(g_shape, bt_shape, dtype)
+
+
 class _Clock:
     """A clock for _copy_is_faster: each product (two readings) takes the time given for
     its layout; the layouts take turns, the view first."""

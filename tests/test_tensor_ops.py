@@ -294,6 +294,24 @@ def test_mean_by_hand():
     np.testing.assert_array_equal(x.grad, [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
 
 
+def test_mean_is_the_sum_divided_correctly_rounded_as_numpy_and_pytorch_give_it():
+    # It was the sum times a rounded 1/n: 344 of 1,000 rows of three differed in the last
+    # bit from the sum divided by 3. The losses' "mean" reduction divides too.
+    import nn
+
+    rows = np.random.default_rng(0).standard_normal((1000, 3))
+    x = leaf(rows)
+    m = x.mean(axis=1)
+    sums = rows.sum(axis=1)
+    assert (sums * (1.0 / 3) != sums / 3).sum() > 300  # the old way would differ here
+    np.testing.assert_array_equal(m.data, sums / 3)
+    m.backward(np.full(1000, 3.0))
+    np.testing.assert_array_equal(x.grad, np.full((1000, 3), 1.0))
+    for r in rows[:50]:
+        assert nn.mse_loss(Tensor(r, requires_grad=True), np.zeros(3)).item() == np.sum(r * r) / 3
+        assert nn.mse_loss(Tensor(r, requires_grad=True), np.zeros(3)).item() == np.mean(r * r)
+
+
 def test_max_ties_share_the_gradient_equally():
     x = leaf([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0], [5.0, 0.0, 4.0]])
     m = x.max(axis=1)

@@ -28,7 +28,7 @@ def train_truncated(model, x, target, loss_fn, optimizer, k: int, h0=None, clip_
 
         y, h = model(x_chunk, h)            # h carried over from the previous chunk
         loss = loss_fn(y, target_chunk)     # e.g. the sum over the chunk's steps
-        zero_grad; loss.backward(); clip (optional); optimizer.step()
+        zero_grad; loss.backward(); clip (optional: by norm, then by value); optimizer.step()
         h = detach(h)                       # gradients never flow into earlier chunks
 
     So each gradient sums the contributions of the chunk's own steps only, reaching back

@@ -154,10 +154,18 @@ def test_rnn_model_layout_without_bias():
 
 
 def test_export_is_a_copy():
+    # every entry, also those in our own layout (a bias is not transposed, so only a copy
+    # keeps a write into the export off the layer), and the gradients with grads=True
     layer = nn.Linear(2, 2, seed=1)
-    before = layer.W.data.copy()
-    nn.to_torch_state_dict(layer)["weight"][...] = 7.0
-    np.testing.assert_array_equal(layer.W.data, before)
+    (layer(np.ones((1, 2))) ** 2).sum().backward()
+    before, grads = layer.state_dict(), layer.grad_dict()
+    for exported in (nn.to_torch_state_dict(layer), nn.to_torch_state_dict(layer, grads=True)):
+        for array in exported.values():
+            array[...] = 7.0
+    for name, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    for name, value in layer.grad_dict().items():
+        np.testing.assert_array_equal(value, grads[name])
 
 
 def test_import_sums_the_two_biases():

@@ -210,6 +210,21 @@ def test_parameters_without_a_gradient_are_skipped(make):
 
 
 @pytest.mark.parametrize("engine", ["tensor", "value"])
+def test_a_parameter_backward_reached_in_part_is_updated_where_it_was_reached(engine):
+    # On the value engine a weight is an array of Values: a loss on one output unit reaches
+    # one column of W and one entry of b. Those move by lr * gradient; the rest of the
+    # array, reached or not, is the parameter's too and must not be taken for "no gradient".
+    layer = nn.Linear(2, 2, engine=engine, seed=0)
+    before = layer.state_dict()
+    y = layer(np.array([[1.0, 2.0]]))
+    y[0, 0].backward()
+    SGD(layer.parameters(), lr=0.1).step()
+    after = layer.state_dict()
+    np.testing.assert_allclose(after["W"] - before["W"], [[-0.1, 0.0], [-0.2, 0.0]], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(after["b"] - before["b"], [-0.1, 0.0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("engine", ["tensor", "value"])
 def test_a_parameter_no_backward_reached_is_skipped_on_both_engines(engine):
     # The loss depends on h_n only: the readout W_hy, b_y is not in its graph. With weight
     # decay, updating it anyway would move it (by lr * 0.5 * W_hy); neither engine does.
@@ -742,3 +757,15 @@ def test_set_grad_refuses_a_gradient_of_another_shape_or_not_real(kind, bad, err
     with pytest.raises(error, match=message):
         backends.set_grad(p, bad)
     np.testing.assert_array_equal(backends.grad(p), 3.0)
+
+
+def test_adam_at_the_edges_of_its_settings_betas_0_and_eps_0():
+    # As in PyTorch, betas in [0, 1) and eps >= 0: with no averaging and no eps, a step is
+    # lr * g / |g|, the sign of each gradient entry (where it is not zero)
+    p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
+    p.grad = np.array([0.3, -4.0, 1e-8])
+    Adam([p], lr=0.1, betas=(0.0, 0.0), eps=0.0).step()
+    np.testing.assert_allclose(p.data, [0.9, -1.9, 0.4], rtol=1e-15)
+    for betas, eps in [((1.0, 0.9), 1e-8), ((0.9, 1.0), 1e-8), ((-1e-9, 0.9), 1e-8), ((0.9, 0.99), -1e-300)]:
+        with pytest.raises(ValueError, match=r"^Adam: (betas must be two numbers in \[0, 1\)|eps must be >= 0)"):
+            Adam([p], lr=0.1, betas=betas, eps=eps)

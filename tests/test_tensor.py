@@ -1328,6 +1328,28 @@ def test_the_copy_of_a_transpose_serves_only_products_of_the_shape_it_was_measur
     np.testing.assert_array_equal(short.grad, v3 @ W.data.T)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_an_rnn_loop_that_reads_its_steps_backwards_in_time_differentiates_as_any_graph(reverse):
+    # The rows xw[t] of the input projections, and the states stacked as they come, join
+    # into one gradient without a copy only if they lie in order; a loop over t from T-1
+    # down to 0 (a backward-running RNN) puts them in the other order.
+    rng = np.random.default_rng(4)
+    T, m, n, H = 6, 3, 2, 4
+    X, V = rng.standard_normal((T, m, n)), rng.standard_normal((T, m, H))
+
+    def loss(W_xh, W_hh, b):
+        xw = addmm(b, Tensor(X.reshape(T * m, n)), W_xh).reshape(T, m, H)
+        h, states = Tensor(np.zeros((m, H))), StackBuilder(T)
+        for t in (reversed(range(T)) if reverse else range(T)):
+            h = addmm(xw[t], h, W_hh).tanh()
+            states.append(h)
+        return (states.stack() * V).sum()
+
+    params = [leaf(rng.standard_normal((n, H)) * 0.5), leaf(rng.standard_normal((H, H)) * 0.5),
+              leaf(rng.standard_normal(H) * 0.5)]
+    assert gradcheck(loss, params).ok
+
+
 def test_the_copy_of_a_transpose_is_taken_where_it_is_faster_and_rounds_the_same():
     from autograd.tensor import _copy_is_faster
 

@@ -262,6 +262,24 @@ def test_clip_value_applies_before_the_step():
     assert_dicts_close(net.state_dict(), stepped(start, {n: np.clip(v, -0.02, 0.02) for n, v in g.items()}))
 
 
+def test_with_both_clips_the_norm_is_clipped_first_then_each_value():
+    x, target = data(T=3)
+    net = model()
+    start = net.state_dict()
+    rec = Recorder()
+    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_norm=0.05,
+                       clip_value=0.01, on_chunk=rec)
+    g = rec.grads[0]
+    norm = np.sqrt(sum(np.sum(v**2) for v in g.values()))
+    by_norm = {n: v * 0.05 / (norm + 1e-6) for n, v in g.items()}
+    by_value_first = {n: np.clip(v, -0.01, 0.01) for n, v in g.items()}
+    norm_after = np.sqrt(sum(np.sum(v**2) for v in by_value_first.values()))
+    other_order = {n: v * min(1.0, 0.05 / (norm_after + 1e-6)) for n, v in by_value_first.items()}
+    want = {n: np.clip(v, -0.01, 0.01) for n, v in by_norm.items()}
+    assert max(np.max(np.abs(want[n] - other_order[n])) for n in g) > 1e-4  # the order shows
+    assert_dicts_close(net.state_dict(), stepped(start, want))
+
+
 # --- a non-finite loss --------------------------------------------------------------------
 
 

@@ -570,6 +570,25 @@ def test_a_powers_gradient_keeps_its_digits_where_only_the_power_is_subnormal():
     assert y.grad == pytest.approx(26.7 * 1e-12**25.7, rel=1e-14, abs=0)
 
 
+@pytest.mark.parametrize("x, p, c", [(1e103, -2.0, 1e200), (1e-103, -2.0, 1e-200), (1e78, -3.0, 1e200),
+                                     (1e-62, -4.5, 1e-250)])
+def test_a_powers_gradient_where_only_x_to_the_p_minus_1_leaves_the_normal_range(x, p, c):
+    # x**(p - 1) is subnormal or overflows while x**p is normal: d(c x**p)/dx is taken as
+    # c p x**p / x, a normal float here. (A divisor's p = -1 cannot tell p from 1/p: these can.)
+    def normal(e):
+        try:
+            return sys.float_info.min <= abs(x**e) < math.inf
+        except OverflowError:
+            return False
+
+    assert normal(p) and not normal(p - 1)  # the case the fallback is for
+    v = Value(x)
+    (c * v**p).backward()
+    want = c * p * x**p / x
+    assert sys.float_info.min <= abs(want) < math.inf
+    assert v.grad == pytest.approx(want, rel=1e-14, abs=0)
+
+
 def test_anomaly_mode_lets_a_number_operand_take_gradients_over_two_passes():
     x, w = Value(1e200, "x"), Value(1e150, "w")
     with detect_anomaly():

@@ -237,47 +237,42 @@ def test_batch_first_splits_along_axis_1():
 # --- clipping inside the loop -------------------------------------------------------------
 
 
-def test_clip_norm_applies_after_on_chunk_and_before_the_step():
+def one_clipped_chunk(**clips):
+    """Train one chunk of 3 steps with ``clips``; returns (the weights before, after, and
+    the gradients as backward left them, before clipping)."""
     x, target = data(T=3)
     net = model()
     start = net.state_dict()
     rec = Recorder()
-    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_norm=0.05,
-                       on_chunk=rec)
-    g = rec.grads[0]  # as backward left it: not yet clipped
+    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, on_chunk=rec, **clips)
+    return start, net.state_dict(), rec.grads[0]
+
+
+def by_norm(g, max_norm):
+    """The gradients ``g`` clipped to the joint norm ``max_norm``, as worked out by hand."""
     norm = np.sqrt(sum(np.sum(v**2) for v in g.values()))
+    return {n: v * min(1.0, max_norm / (norm + 1e-6)) for n, v in g.items()}, norm
+
+
+def test_clip_norm_applies_after_on_chunk_and_before_the_step():
+    start, end, g = one_clipped_chunk(clip_norm=0.05)
+    clipped, norm = by_norm(g, 0.05)
     assert norm > 0.05
-    assert_dicts_close(net.state_dict(), stepped(start, {n: v * 0.05 / (norm + 1e-6) for n, v in g.items()}))
+    assert_dicts_close(end, stepped(start, clipped))
 
 
 def test_clip_value_applies_before_the_step():
-    x, target = data(T=3)
-    net = model()
-    start = net.state_dict()
-    rec = Recorder()
-    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_value=0.02,
-                       on_chunk=rec)
-    g = rec.grads[0]
+    start, end, g = one_clipped_chunk(clip_value=0.02)
     assert max(np.max(np.abs(v)) for v in g.values()) > 0.02
-    assert_dicts_close(net.state_dict(), stepped(start, {n: np.clip(v, -0.02, 0.02) for n, v in g.items()}))
+    assert_dicts_close(end, stepped(start, {n: np.clip(v, -0.02, 0.02) for n, v in g.items()}))
 
 
 def test_with_both_clips_the_norm_is_clipped_first_then_each_value():
-    x, target = data(T=3)
-    net = model()
-    start = net.state_dict()
-    rec = Recorder()
-    nn.train_truncated(net, x, target, sequence_mse, SGD(net.parameters(), lr=LR), k=3, clip_norm=0.05,
-                       clip_value=0.01, on_chunk=rec)
-    g = rec.grads[0]
-    norm = np.sqrt(sum(np.sum(v**2) for v in g.values()))
-    by_norm = {n: v * 0.05 / (norm + 1e-6) for n, v in g.items()}
-    by_value_first = {n: np.clip(v, -0.01, 0.01) for n, v in g.items()}
-    norm_after = np.sqrt(sum(np.sum(v**2) for v in by_value_first.values()))
-    other_order = {n: v * min(1.0, 0.05 / (norm_after + 1e-6)) for n, v in by_value_first.items()}
-    want = {n: np.clip(v, -0.01, 0.01) for n, v in by_norm.items()}
+    start, end, g = one_clipped_chunk(clip_norm=0.05, clip_value=0.01)
+    want = {n: np.clip(v, -0.01, 0.01) for n, v in by_norm(g, 0.05)[0].items()}
+    other_order, _ = by_norm({n: np.clip(v, -0.01, 0.01) for n, v in g.items()}, 0.05)
     assert max(np.max(np.abs(want[n] - other_order[n])) for n in g) > 1e-4  # the order shows
-    assert_dicts_close(net.state_dict(), stepped(start, want))
+    assert_dicts_close(end, stepped(start, want))
 
 
 # --- a non-finite loss --------------------------------------------------------------------

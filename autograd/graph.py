@@ -155,6 +155,12 @@ _ids = itertools.count()
 _by_id = attrgetter("_id")
 
 
+def mark() -> int:
+    """A creation number: every node made after this call has a larger ``_id`` (to tell the
+    nodes a step made from those it was given)."""
+    return next(_ids)
+
+
 def is_grad_enabled() -> bool:
     """Whether operations are being recorded for backward."""
     return STATE.grad_enabled

@@ -1240,6 +1240,9 @@ def _matmul_grad_2d(which, g, a, b):
 # see _transposed. Emptied at the end of every pass, before anything can change W.
 _TRANSPOSED: dict = {}
 _COPY_AFTER = 4  # products by the same W before the way to multiply by Wᵀ is settled
+# No copy for a g of more entries (a batch of 8,192 rows of 128): there the product, not the
+# layout, is the cost, and deciding would draw and multiply a probe of g's size.
+_COPY_G_ENTRIES = 1 << 20
 # (shape of g, shape of W, dtype) -> whether g Wᵀ is faster by a copy of Wᵀ than by the view,
 # measured once per process: see _copy_is_faster.
 _COPY_FASTER: dict = {}
@@ -1264,7 +1267,7 @@ def _transposed(b: np.ndarray, g: np.ndarray) -> np.ndarray:
     entry = _TRANSPOSED.get(id(b))
     if entry is not None and entry[2] is not None and entry[0] is b:  # settled: every product after the fourth
         return entry[2] if g.shape == entry[3] else b.T
-    if b.size > 1 << 16 or not b.flags.c_contiguous:
+    if b.size > 1 << 16 or g.size > _COPY_G_ENTRIES or not b.flags.c_contiguous:
         return b.T
     if entry is None or entry[0] is not b:
         _TRANSPOSED[id(b)] = [b, 1, None, None]
@@ -1311,19 +1314,21 @@ def _copy_is_faster(g: np.ndarray, view: np.ndarray, copy: np.ndarray, rounds: i
     return best["copy"] < best["view"]
 
 
-def _layouts_agree(g_shape: tuple, bt_shape: tuple, dtype) -> bool:
+def _layouts_agree(g_shape: tuple, bt_shape: tuple, dtype, multiply=np.matmul) -> bool:
     """Whether a product g Wᵀ (g of ``g_shape``, Wᵀ of ``bt_shape``) gives the same bits by
     the transposed view of a C-contiguous W and by an aligned C-contiguous copy of Wᵀ, tried
     on numbers drawn for it from a fixed seed. NOTE: not on the pass's own g, which may say
     nothing: a step whose loss is masked off has a g of zeros, which every layout multiplies
-    to the same zeros, while the next pass's g may not."""
+    to the same zeros, while the next pass's g may not. (Its cost is bounded: the copy is
+    only considered for g of at most ``_COPY_G_ENTRIES`` entries and W of 2**16.)"""
     rng = np.random.default_rng(0)
-    probe = rng.standard_normal(g_shape).astype(dtype)
+    draw = dtype if dtype in (np.float32, np.float64) else np.float64  # the dtypes the generator draws
+    probe = (rng.random(g_shape, dtype=draw) - 0.5).astype(dtype, copy=False)
     w = _aligned_empty(bt_shape[::-1], dtype)
-    w[...] = rng.standard_normal(w.shape)
+    w[...] = rng.random(w.shape, dtype=draw) - 0.5
     copy = _aligned_empty(bt_shape, dtype)
     np.copyto(copy, w.T)
-    return np.array_equal(probe @ w.T, probe @ copy)
+    return np.array_equal(multiply(probe, w.T), multiply(probe, copy))
 
 
 def _addmm_vjp(which):

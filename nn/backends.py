@@ -57,10 +57,12 @@ class TensorBackend:
         return Tensor(np.zeros(shape, np.float64 if like is None else like.data.dtype))
 
     @staticmethod
-    def name_state(x, name: str) -> None:
-        """Name ``x`` in drawings and messages if it is an op result made here (a state H_t);
-        a leaf or a constant, which may be the caller's, keeps its own name."""
-        if type(x) is Tensor and x._op:
+    def name_state(x, name: str, made_after: int) -> None:
+        """Name ``x`` in drawings and messages (a state H_t) if it is an op result made after
+        the creation number ``made_after`` (by this step: not a node the step was given and
+        passed on) that has no name yet; a leaf or a constant, which may be the caller's,
+        keeps its own."""
+        if type(x) is Tensor and x._op and x._id > made_after and not getattr(x, "_label", ""):
             x._label = name
 
     stack = staticmethod(stack)
@@ -109,12 +111,17 @@ class ValueBackend:
         return ValueBackend.constant(np.zeros(shape))
 
     @staticmethod
-    def name_state(x, name: str) -> None:
-        """Name each op result among the entries of ``x`` ``name[i,j]`` (see
-        :meth:`TensorBackend.name_state`)."""
-        for index, v in np.ndenumerate(x):
-            if isinstance(v, Value) and v._op:
-                v._label = _entry_label(name, index)
+    def name_state(x, name: str, made_after: int) -> None:
+        """Name each entry of ``x`` ``name[i,j]``, under the rule of
+        :meth:`TensorBackend.name_state`."""
+        if not isinstance(x, np.ndarray):
+            return
+        suffixes = _SUFFIXES.get(x.shape)
+        if suffixes is None:  # "[i,j]" for every index of this shape, made once
+            suffixes = _SUFFIXES[x.shape] = [_entry_label("", index) for index in np.ndindex(x.shape)]
+        for v, suffix in zip(x.flat, suffixes):
+            if type(v) is Value and v._op and v._id > made_after and not getattr(v, "_label", ""):
+                v._label = name + suffix
 
     @staticmethod
     def stack(items, axis=0):
@@ -127,6 +134,9 @@ class ValueBackend:
     @staticmethod
     def stack_builder(n: int):
         return _Stacking()
+
+
+_SUFFIXES: dict = {}  # shape -> the "[i,j]" of each of its indices, in order (see ValueBackend.name_state)
 
 
 class _Stacking:

@@ -32,12 +32,13 @@ PROBABILITY_EPS = 1e-12
 
 
 class _EntryError(ValueError):
-    """A loss's error about one sample: ``row``, its index on the first axis (for
-    :func:`sequence_loss`, which passes every step at once, to say which step it is)."""
+    """A loss's error about one sample: ``row``, its index on the first axis of the
+    ``rows`` rows of ``array`` ("targets" or "outputs"), for :func:`sequence_loss`, which
+    passes every step at once, to say which step it is."""
 
-    def __init__(self, message: str, row: int):
+    def __init__(self, message: str, row: int, rows: int, array: str = "targets"):
         super().__init__(message)
-        self.row = row
+        self.row, self.rows, self.array = row, rows, array
 
 
 def _target(pred, target, name: str) -> np.ndarray:
@@ -73,7 +74,7 @@ def _probability_rows(t: np.ndarray, name: str) -> None:
         r = int(np.argmax(bad))
         raise _EntryError(f"{name}: a target of the logits' shape {t.shape} is one-hot or probability rows, "
                           f"each >= 0 and summing to 1; row {r} is {rows[r].tolist()} "
-                          f"(for class indices, give one per sample, shape {t.shape[:-1]})", r)
+                          f"(for class indices, give one per sample, shape {t.shape[:-1]})", r, len(rows))
 
 
 def _numbers(pred) -> np.ndarray:
@@ -85,13 +86,13 @@ def _numbers(pred) -> np.ndarray:
     return np.array([v.data for v in pred.flat]).reshape(pred.shape)
 
 
-def _in_unit_interval(x: np.ndarray, name: str, what: str) -> None:
+def _in_unit_interval(x: np.ndarray, name: str, what: str, array: str = "targets") -> None:
     """A clear error unless every entry of ``x`` lies in [0, 1] (NaN passes, as IEEE has it)."""
     outside = (x < 0) | (x > 1)
     if outside.any():
         index = tuple(int(i) for i in np.argwhere(outside)[0])
         message = f"{name}: {what} must lie in [0, 1], got {float(x[index])}" + (f" at index {index}" if index else "")
-        raise _EntryError(message, index[0]) if index else ValueError(message)
+        raise _EntryError(message, index[0], x.shape[0], array) if index else ValueError(message)
 
 
 def _reduce(losses, reduction: str, name: str, count: int | None = None):
@@ -125,7 +126,8 @@ def binary_cross_entropy(prob, target, reduction: str = "mean"):
     name = "binary_cross_entropy"
     _check_pred(prob, name)
     y = _target(prob, target, name)
-    _in_unit_interval(_numbers(prob), name, "the probabilities (logits? use binary_cross_entropy_with_logits)")
+    _in_unit_interval(_numbers(prob), name, "the probabilities (logits? use binary_cross_entropy_with_logits)",
+                      "outputs")
     _in_unit_interval(y, name, "the targets")
     eps = max(PROBABILITY_EPS, float(np.finfo(prob.dtype).eps)) if isinstance(prob, Tensor) else PROBABILITY_EPS
     p = F.clip(prob, eps, 1.0 - eps)
@@ -177,7 +179,7 @@ def cross_entropy(logits, target, reduction: str = "mean"):
             r = int(np.argmax(outside))
             message = f"{name}: class index {t.ravel()[r]} is out of range for {C} classes (expected 0..{C - 1})"
             if t.ndim:
-                raise _EntryError(f"{message}, at sample {r}", r)
+                raise _EntryError(f"{message}, at sample {r}", r, t.shape[0])
             raise ValueError(message)
         picked = logp[np.arange(shape[0]), t] if len(shape) == 2 else logp[int(t)]
         losses = -picked
@@ -233,10 +235,10 @@ def sequence_loss(loss_fn, outputs, targets, reduction: str = "mean", batch_firs
         losses = loss_fn(flat, targets.reshape(T * m, *targets.shape[2:]), reduction="none")
     except ValueError as e:  # the loss sees every step at once: say what was given, and which step
         where = ""
-        if isinstance(e, _EntryError):
-            t, i = divmod(e.row, m)
+        if isinstance(e, _EntryError) and e.rows == T * m:  # a row of the T*m passed (a loss_fn
+            t, i = divmod(e.row, m)  # of our own may have reshaped them)
             index = f"{i}, {t}" if batch_first else f"{t}, {i}"
-            where = f" (row {e.row} is sequence {i} at t={t + 1}: targets[{index}])"
+            where = f" (row {e.row} is sequence {i} at t={t + 1}: {e.array}[{index}])"
         raise ValueError(f"sequence_loss: outputs of shape {given[0]}, targets {given[1]}, the {T} steps' "
                          f"{T * m} rows passed to {getattr(loss_fn, '__name__', 'loss_fn')} at once: "
                          f"{e}{where}") from None

@@ -29,7 +29,8 @@ def _param_list(params, who: str) -> list:
                         f"{backends.type_name(params)}; wrap it in a list")
     if not hasattr(params, "__iter__"):
         # model.parameters, not model.parameters(): a method of a module
-        hint = "; call it: model.parameters()" if isinstance(getattr(params, "__self__", None), Module) else ""
+        uncalled = getattr(params, "__func__", None) in (Module.parameters, Module.named_parameters)
+        hint = "; call it: model.parameters()" if uncalled else ""
         raise TypeError(f"{who}: expected a list of parameters (e.g. model.parameters()), "
                         f"got {backends.type_name(params)}{hint}")
     kind = backends.type_name(params) if iter(params) is params else None  # an iterator: list() takes what is left

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograd import scope
-from autograd.graph import flag
+from autograd.graph import flag, mark
 
 from . import functional as F
 from . import init
@@ -237,14 +237,15 @@ class RecurrentStack(Module):
                 letters = [part.upper() for part in cell.STATE]  # the states' names: H_t (and C_t ...)
                 outputs = be.stack_builder(T)
                 for t in range(T):
+                    made_after = mark()  # the step's own nodes are newer (see name_state)
                     with scope(f"t={t + 1}"):
                         state = step(xw[t] if xw is not None else cell._project(layer_input[t]), state)
                     if single:
-                        name(state, f"{letters[0]}_{t + 1}")
+                        name(state, f"{letters[0]}_{t + 1}", made_after)
                         outputs.append(state)
                     else:
                         for letter, part in zip(letters, state):
-                            name(part, f"{letter}_{t + 1}")
+                            name(part, f"{letter}_{t + 1}", made_after)
                         outputs.append(cell.output(state))
                 layer_input = outputs.stack()
                 last.append(state)

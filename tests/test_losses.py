@@ -389,6 +389,30 @@ def test_sequence_loss_says_which_step_and_sequence_a_bad_target_is_in(engine, b
                          batch_first=batch_first)
 
 
+def test_sequence_loss_means_divide_by_the_count_correctly_rounded():
+    y = np.random.default_rng(2).standard_normal((200, 3, 1))
+    _, per_step = nn.sequence_loss(nn.mse_loss, Tensor(y, requires_grad=True), np.zeros((200, 3, 1)))
+    sums = (y * y).reshape(200, 3).sum(axis=1)
+    assert (sums * (1.0 / 3) != sums / 3).any()  # where a product by 1/3 would be a bit off
+    np.testing.assert_array_equal(per_step.data, sums / 3)
+
+
+def test_sequence_loss_names_a_bad_output_as_an_output_and_says_nothing_of_rows_it_did_not_pass():
+    outputs = np.full((5, 4, 1), 0.5)
+    outputs[3, 2, 0] = 1.5
+    with pytest.raises(ValueError, match=re.escape("got 1.5 at index (14, 0) (row 14 is sequence 2 at t=4: "
+                                                   "outputs[3, 2])")):
+        nn.sequence_loss(nn.binary_cross_entropy, Tensor(outputs, requires_grad=True), np.zeros((5, 4, 1)))
+    # a loss_fn that reshapes the rows it is given: its row numbers are not those of the steps
+    targets = np.zeros((5, 4, 2))
+    targets[1, 2, 1] = 3.0
+
+    def pairs(y, t, reduction):
+        return nn.binary_cross_entropy(y.reshape(10, 4), t.reshape(10, 4), reduction="none")
+    with pytest.raises(ValueError, match=re.escape("got 3.0 at index (3, 1)") + "$"):
+        nn.sequence_loss(pairs, Tensor(np.full((5, 4, 2), 0.5), requires_grad=True), targets)
+
+
 @pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.binary_cross_entropy, nn.binary_cross_entropy_with_logits],
                          ids=lambda f: f.__name__)
 @pytest.mark.parametrize("engine", ENGINES)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nn
-from autograd import Tensor, Value, concat, draw_graph, gradcheck, topological_order
+from autograd import Tensor, Value, concat, draw_graph, gradcheck, no_grad, topological_order
 
 from .reference import ACTIVATIONS, numbers
 
@@ -420,9 +420,28 @@ def test_the_states_are_named_entry_by_entry_on_the_value_engine():
     for t, i, j in itertools.product(range(T), range(m), range(H)):
         assert out[t][i, j].label == f"H_{t + 1}[{i},{j}]"
     assert h_n[0][1, 2] is out[-1][1, 2]
-    # the zero initial state stays an unnamed constant (a named Value leaf draws as a parameter)
+    # under no_grad the states are constants, and stay unnamed (a named Value leaf draws as a
+    # parameter); so does the zero initial state
     first = {p for v in out[0].ravel() for n in topological_order(v) for p in n.parents if p.is_leaf}
     assert {p.label for p in first if p.data == 0.0} == {""}
+    with no_grad():
+        quiet, _ = rnn(np.ones((2, m, 2)))
+    assert {v.label for v in quiet.ravel()} == {""} and all(v.is_leaf for v in quiet.ravel())
+
+
+def test_only_op_results_made_after_the_mark_and_not_yet_named_are_named():
+    from autograd.graph import mark
+    from nn.backends import TensorBackend
+
+    before = Tensor([1.0], requires_grad=True) * 2.0
+    made_after = mark()
+    leaf_, result, named = Tensor([1.0], requires_grad=True), before * 3.0, before * 4.0
+    named.label = "mine"
+    with no_grad():
+        constant = before * 5.0
+    for x in (before, leaf_, result, named, constant):
+        TensorBackend.name_state(x, "H_1", made_after)
+    assert [x.label for x in (before, leaf_, result, named, constant)] == ["", "", "H_1", "mine", ""]
 
 
 def test_a_drawing_names_the_states_as_the_notes_do():
@@ -781,6 +800,40 @@ def test_each_part_of_a_new_cells_state_is_named_for_its_letter():
         named = {(n.label, n.op, n.scope[1]) for n in order if n.label and n.scope[:1] == (f"layer {l}",)}
         parts = (("H", "tanh"), ("C", "+"))
         assert named == {(f"{letter}_{t}", op, f"t={t}") for t in range(1, 5) for letter, op in parts}
+
+
+class CarryCell(nn.RecurrentCell):
+    """A test cell whose state's second part is the last h, passed on as it was given."""
+
+    STATE = ("h", "p")
+
+    def _step(self, xw_t, state):
+        h, _ = state
+        return nn.functional.tanh(nn.functional.addmm(xw_t, h, self.W_hh)), h
+
+
+class CarryStack(nn.RecurrentStack):
+    CELL = CarryCell
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_state_part_passed_on_unchanged_keeps_the_name_it_has(engine):
+    # Only the nodes a step makes are named for that step: the p passed on is H_{t-1}
+    # (it was named P_t, and each H_t then P_{t+1}), and a caller's h0 keeps its names.
+    T = 4
+    encoder = nn.RNN(2, 3, engine=engine, seed=1)
+    _, h_n = encoder(np.random.default_rng(0).standard_normal((T, 2, 2)))
+    stack = CarryStack(2, 3, engine=engine, seed=0)
+    out, (h_last, p_last) = stack(np.random.default_rng(1).standard_normal((T, 2, 2)), (h_n, h_n))
+
+    def name(x):
+        return x.label if engine == "tensor" else x[0, 0].label
+    states = [out.parents[t] for t in range(T)] if engine == "tensor" else [out[t] for t in range(T)]
+    want = [f"H_{t}" if engine == "tensor" else f"H_{t}[0,0]" for t in range(1, T + 1)]
+    assert [name(s) for s in states] == want
+    assert name(h_n[0] if engine == "value" else h_n.parents[0]) == ("H_4[0,0]" if engine == "value" else "H_4")
+    if engine == "value":
+        assert p_last[0][0, 0] is states[-2][0, 0] and p_last[0][0, 0].label == "H_3[0,0]"
 
 
 def test_the_new_cell_is_differentiated_as_any_graph_and_both_engines_agree():

@@ -452,6 +452,9 @@ def test_a_used_up_generator_and_an_uncalled_parameters_method_are_named(cls):
         cls([], lr=0.1)
     with pytest.raises(TypeError, match=r"got method; call it: model.parameters\(\)$"):
         cls(model.parameters, lr=0.1)
+    for other in (model.state_dict, 1.5):  # no guess where it would mislead
+        with pytest.raises(TypeError, match=r"e.g. model.parameters\(\)\), got (method|float)$"):
+            cls(other, lr=0.1)
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam])

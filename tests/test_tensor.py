@@ -1366,6 +1366,22 @@ def test_the_copy_of_a_transpose_is_taken_where_it_is_faster_and_rounds_the_same
     assert not _copy_is_faster(g, W.T, copy + 1e-9, clock=_Clock({"copy": 1.0, "view": 2.0}))
 
 
+def test_no_copy_of_a_transpose_is_considered_for_a_large_g(monkeypatch):
+    # where the product is the cost, and the decision would draw a probe of g's size
+    from autograd import tensor as tensor_module
+
+    monkeypatch.setattr(tensor_module, "_TRANSPOSED", {})
+    monkeypatch.setattr(tensor_module, "_COPY_FASTER", {})
+    monkeypatch.setattr(tensor_module, "_copy_is_faster", lambda g, view, copy: True)
+    monkeypatch.setattr(tensor_module, "_COPY_G_ENTRIES", 40)
+    W = np.random.default_rng(1).standard_normal((4, 5))
+    for rows, copied in [(9, False), (8, True), (2, True)]:  # 9 x 5 entries are past the limit of 40
+        tensor_module._TRANSPOSED.clear()
+        g = np.ones((rows, 5))
+        got = [tensor_module._transposed(W, g) for _ in range(tensor_module._COPY_AFTER + 1)]
+        assert np.shares_memory(got[-1], W) is not copied
+
+
 def test_whether_the_two_layouts_agree_is_asked_of_numbers_drawn_for_it_not_of_the_pass(monkeypatch):
     # A masked step's g of zeros gives the same bits by any layout: on a processor whose
     # kernels sum the two layouts in different orders, the copy was then taken, and the
@@ -1379,6 +1395,20 @@ def test_whether_the_two_layouts_agree_is_asked_of_numbers_drawn_for_it_not_of_t
     monkeypatch.setattr(tensor_module, "_layouts_agree", lambda g_shape, bt_shape, dtype: False)
     assert not _copy_is_faster(zeros, W.T, copy, clock=faster_copy)
     monkeypatch.undo()
+    # it asks its question of numbers that say something (no zeros), in both layouts, and
+    # hears a difference where the layouts sum in different orders
+    seen = []
+
+    def spy(a, b):
+        seen.append((a.copy(), b.flags.c_contiguous))
+        return np.matmul(a, b)
+    assert _layouts_agree((6, 5), (5, 4), np.float64, multiply=spy)
+    assert [contiguous for _, contiguous in seen] == [False, True]
+    assert all(np.all(a != 0) and a.std() > 0.1 for a, _ in seen) and np.array_equal(seen[0][0], seen[1][0])
+
+    def other_order(a, b):  # as a kernel that sums the contiguous layout in another order
+        return np.matmul(a, b) * (1 + 2**-52 if b.flags.c_contiguous else 1)
+    assert not _layouts_agree((6, 5), (5, 4), np.float64, multiply=other_order)
     # and the answer is that of other numbers of those shapes, every time it is asked
     rng = np.random.default_rng(5)
     for g_shape, bt_shape, dtype in [((6, 5), (5, 4), np.float64), ((32, 128), (128, 128), np.float64),
@@ -1623,3 +1653,16 @@ def test_an_ordering_comparison_says_to_compare_the_numbers():
     relu = t * (t.data > 0)  # the way the message gives
     relu.sum().backward()
     np.testing.assert_array_equal(t.grad, [0.0, 1.0])
+
+
+def test_the_size_of_a_gradient_kept_as_rows_is_correctly_rounded():
+    # the squares of the rows' norms are added as math.fsum adds them (the built-in sum of
+    # floats rounds differently from Python 3.12 on): 1 and four of 1e-16 give 1 + 4e-16
+    from autograd.tensor import _Rows
+
+    x = Tensor(np.zeros((5, 1)), requires_grad=True) * 1.0
+    rows = _Rows(x)
+    for i, r in enumerate([1.0, 1e-8, 1e-8, 1e-8, 1e-8]):
+        rows.add(i, np.array([r]))
+    assert Tensor._grad_norm(rows) == math.sqrt(math.fsum([1.0] + [1e-16] * 4)) == 1.0000000000000002
+    Tensor._settle_grads()  # as the end of a pass does

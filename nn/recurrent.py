@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograd import scope
+from autograd import AnomalyError, Tensor, is_anomaly_enabled, scope
 from autograd.graph import flag, mark
 
 from . import functional as F
 from . import init
 from .backends import backend, given, swap01
+from .backends import data as backends_data
 from .interop import BIAS_HH, BIAS_IH, SAME, TRANSPOSED
 from .layers import check_size
 from .module import Module
@@ -418,3 +419,13 @@ def check_sequence(module, x, input_size: int, batch_first: bool) -> None:
         raise ValueError(f"{where}: the input sequence is empty (T = 0), shape {shape}")
     if m == 0:
         raise ValueError(f"{where}: the batch is empty (m = 0), shape {shape}")
+    if is_anomaly_enabled():  # the steps' inputs are projected as one op: name the step here
+        numbers = x.data if isinstance(x, Tensor) else backends_data(x)
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            # the earliest step's, whatever the layout
+            t, i, k = (int(j) for j in np.argwhere(bad.swapaxes(0, 1) if batch_first else bad)[0])
+            index = (i, t, k) if batch_first else (t, i, k)
+            n = int(bad.sum())
+            raise AnomalyError(f"{where}: the input holds {n} non-finite number{'s' if n > 1 else ''}, the first, "
+                               f"{float(numbers[index])}, at {list(index)}: step t={t + 1} of sequence {i}")

@@ -624,13 +624,21 @@ def test_anomaly_in_forward_names_op_scope_and_inputs():
 
 
 def test_anomaly_in_a_whole_sequence_gives_the_index_of_the_first_bad_entry():
-    # The input projections of every step are one op: the index says which step (axis 0)
-    # and which sequence (axis 1) the NaN is in.
+    # An op over every step at once (the input projections): the index says which step
+    # (axis 0) and which sequence (axis 1) the NaN is in.
     x = np.random.default_rng(0).standard_normal((5, 4, 3))
     x[2, 1, 0] = x[4, 0, 0] = np.nan
+    W = leaf(np.ones((3, 2)), label="W_xh")
     with detect_anomaly(), pytest.raises(AnomalyError) as info:
-        nn.RNN(3, 4, seed=0)(x)
+        Tensor(x).reshape(20, 3) @ W
     assert "input 0: leaf shape (5, 4, 3), 2 non-finite of 60, the first at [2, 1, 0]" in str(info.value)
+    # and a recurrent layer says so before its first op, in its own terms
+    for batch_first in (False, True):
+        with detect_anomaly(), pytest.raises(AnomalyError, match=re.escape(
+                "the input holds 2 non-finite numbers, the first, nan, at "
+                f"{[1, 2, 0] if batch_first else [2, 1, 0]}: step t=3 of sequence 1")):
+            nn.RNN(3, 4, batch_first=batch_first, seed=0)(x.swapaxes(0, 1) if batch_first else x)
+    assert nn.RNN(3, 4, seed=0)(x)[0].data.shape == (5, 4, 4)  # outside detect_anomaly, NaN flows as IEEE has it
 
 
 def test_anomaly_in_backward_names_op_and_scope():

@@ -98,7 +98,7 @@ def _pow_backward(op, out):
 
 # From 2**53 on, every float is an even integer: p - 1 is not representable and rounds.
 _EXACT = 2.0**53
-_NORMAL = 2.2250738585072014e-308  # the smallest normal float64: below it, digits are lost
+_NORMAL = sys.float_info.min  # the smallest normal float64: below it, digits are lost
 
 
 def _rpow_backward(op, out):

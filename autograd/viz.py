@@ -272,8 +272,8 @@ def _fit(graph: _Graph, boxes: _Boxes, collapse: bool, on_overflow: str, max_nod
 def _too_many(graph: _Graph, boxes: _Boxes, what: str, count: int, limit: int, why: str) -> None:
     """Raise the error for a drawing of ``count`` nodes or edges (``what``), more than ``limit``,
     saying what to do."""
+    in_graph = len(graph.order) if what == "nodes" else count
     if not boxes.steps:
-        in_graph = len(graph.order) if what == "nodes" else count
         raise ValueError(
             f"draw_graph: the graph has {in_graph:,} {what}, more than max_{what}={limit:,}, and no time "
             f"steps to fold (scopes named 't=...'); pass a larger max_{what} ({why}) or draw a smaller graph"
@@ -288,7 +288,7 @@ def _too_many(graph: _Graph, boxes: _Boxes, what: str, count: int, limit: int, w
             f"max_{what} ({why}) or draw a shorter sequence{hint}"
         )
     raise ValueError(
-        f"draw_graph: the graph has {len(graph.order) if what == 'nodes' else count:,} {what}, more than "
+        f"draw_graph: the graph has {in_graph:,} {what}, more than "
         f"max_{what}={limit:,}; pass collapse=True to fold each time step into one node "
         f"(or on_overflow='collapse'), or a larger max_{what}"
     )

@@ -62,7 +62,7 @@ class TensorBackend:
         the creation number ``made_after`` (by this step: not a node the step was given and
         passed on) that has no name yet; a leaf or a constant, which may be the caller's,
         keeps its own."""
-        if type(x) is Tensor and x._op and x._id > made_after and not getattr(x, "_label", ""):
+        if type(x) is Tensor and _unnamed_result(x, made_after):
             x._label = name
 
     stack = staticmethod(stack)
@@ -120,7 +120,7 @@ class ValueBackend:
         if suffixes is None:  # "[i,j]" for every index of this shape, made once
             suffixes = _SUFFIXES[x.shape] = [_entry_label("", index) for index in np.ndindex(x.shape)]
         for v, suffix in zip(x.flat, suffixes):
-            if type(v) is Value and v._op and v._id > made_after and not getattr(v, "_label", ""):
+            if type(v) is Value and _unnamed_result(v, made_after):
                 v._label = name + suffix
 
     @staticmethod
@@ -137,6 +137,12 @@ class ValueBackend:
 
 
 _SUFFIXES: dict = {}  # shape -> the "[i,j]" of each of its indices, in order (see ValueBackend.name_state)
+
+
+def _unnamed_result(node, made_after: int) -> bool:
+    """Whether ``node`` is a recorded op's result, made after the creation number
+    ``made_after``, that has no name yet: what ``name_state`` names."""
+    return bool(node._op) and node._id > made_after and not getattr(node, "_label", "")
 
 
 class _Stacking:

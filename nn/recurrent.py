@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograd import AnomalyError, Tensor, is_anomaly_enabled, scope
+from autograd import AnomalyError, is_anomaly_enabled, scope
 from autograd.graph import flag, mark
 
 from . import functional as F
@@ -420,7 +420,7 @@ def check_sequence(module, x, input_size: int, batch_first: bool) -> None:
     if m == 0:
         raise ValueError(f"{where}: the batch is empty (m = 0), shape {shape}")
     if is_anomaly_enabled():  # the steps' inputs are projected as one op: name the step here
-        numbers = x.data if isinstance(x, Tensor) else backends_data(x)
+        numbers = backends_data(x)
         bad = ~np.isfinite(numbers)
         if bad.any():
             # the earliest step's, whatever the layout
